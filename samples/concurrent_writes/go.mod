@@ -1,0 +1,3 @@
+module gort.example/concurrent_writes
+
+go 1.21

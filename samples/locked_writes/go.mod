@@ -1,0 +1,3 @@
+module gort.example/locked_writes
+
+go 1.21

@@ -1,0 +1,3 @@
+module gort.example/mapwrites
+
+go 1.21
