@@ -1,5 +1,142 @@
+// gort inspect BIN: what gort knows about a Go binary before touching any process: Go
+// version and build settings, map implementation, where runtime layouts come from, and
+// the probe plan (map-write entry points with their flag set/clear sites and RETs, write
+// barriers, checkptr hooks). `--json` is the contract scripts and tests rely on.
+
+#include "core/binary/go_binary.h"
+#include "core/disasm/probe_plan.h"
 #include "recorder/cli.h"
+
+#include <fmt/core.h>
+#include <nlohmann/json.hpp>
+
 namespace gort::recorder {
-static int run_inspect(const Args&) { return kExitFailure; }
-const Command kInspectCommand{"inspect", "Go version, map implementation, layouts and probe plan of a binary", "TODO\n", run_inspect};
+namespace {
+
+constexpr const char* kUsage = R"(Usage: gort inspect BIN [--json] [--force-version]
+
+Print what gort knows about a Go executable: its Go version and build settings, the map
+implementation (hmap buckets up to Go 1.23 and in noswissmap builds; swiss tables from
+1.24), where the runtime struct layouts come from (the binary's DWARF, or gort's
+per-version tables when it is stripped), and the probe plan: every map-write function
+with its entry, the instructions that set and clear the map's writing flag, and its RETs;
+the write-barrier entry points; checkptr hooks when the binary was built with checkptr.
+
+Options:
+  --json            machine-readable output (addresses are hex strings, link-time
+                    addresses for PIE binaries)
+  --force-version   try a Go version outside 1.21-1.26 anyway (results may be wrong)
+
+Examples:
+  gort inspect ./server
+  gort inspect ./server --json | jq '.probes[] | select(.role=="map-assign")'
+
+Exit status: 0 on success; 2 when BIN is missing, not a Go binary, truncated, or built
+with an unsupported Go version.
+)";
+
+std::string hex(core::RemoteAddr a) { return fmt::format("{}", a); }
+
+nlohmann::json site_list(const std::vector<core::FlagSite>& v) {
+  auto j = nlohmann::json::array();
+  for (auto& s : v) j.push_back(hex(s.addr));
+  return j;
+}
+
+nlohmann::json to_json(const core::GoBinary& b, const core::ProbePlan& plan) {
+  using nlohmann::json;
+  const auto& bi = b.build_info();
+  json j;
+  j["binary"] = b.elf().path();
+  j["go_version"] = b.version().raw;
+  j["map_impl"] = core::to_string(b.map_impl());
+  j["layouts"] = core::to_string(b.layout_source());
+  j["pie"] = b.elf().is_pie();
+  j["stripped"] = b.stripped();
+  j["build"] = {{"race", bi.race()}, {"checkptr", bi.checkptr()}, {"goexperiments", bi.goexperiments()},
+                {"main_module", bi.main_module}, {"path", bi.path}};
+  j["moduledata"] = {{"address", hex(b.moduledata().addr)}, {"found_by", b.moduledata().found_by}};
+  j["functions"] = b.pclntab().num_funcs();
+  json probes = json::array();
+  for (auto& p : plan.probes) {
+    json rets = json::array();
+    for (auto r : p.returns) rets.push_back(hex(r));
+    json sites = json::array();
+    for (auto* list : {&p.write_begin, &p.write_end})
+      for (auto& s : *list)
+        sites.push_back({{"address", hex(s.addr)}, {"kind", list == &p.write_begin ? "write_begin" : "write_end"},
+                         {"map_reg", s.base_reg}, {"disp", s.disp}, {"length", s.length}});
+    probes.push_back({{"function", p.function},
+                      {"role", core::to_string(p.role)},
+                      {"entry", hex(p.entry)},
+                      {"end", hex(p.end)},
+                      {"map_reg", p.map_reg},
+                      {"key_reg", p.key_reg},
+                      {"key_kind", p.key_kind},
+                      {"write_begin", site_list(p.write_begin)},
+                      {"write_end", site_list(p.write_end)},
+                      {"returns", rets},
+                      {"sites", sites}});
+  }
+  j["probes"] = probes;
+  j["warnings"] = plan.warnings;
+  j["notes"] = b.notes();
+  return j;
+}
+
+void print_human(const core::GoBinary& b, const core::ProbePlan& plan) {
+  const auto& bi = b.build_info();
+  std::string kind = b.elf().is_pie() ? "PIE" : "static";
+  if (b.stripped()) kind += ", stripped";
+  fmt::print("binary      {} ({})\n", b.elf().path(), kind);
+  std::string settings;
+  if (bi.race()) settings += " -race";
+  if (bi.checkptr() && !bi.race()) settings += " checkptr";
+  for (auto& e : bi.goexperiments()) settings += " GOEXPERIMENT=" + e;
+  fmt::print("go          {}{}\n", b.version().raw, settings.empty() ? "" : " (" + settings.substr(1) + ")");
+  fmt::print("maps        {}\n", b.map_impl() == core::MapImpl::kSwiss ? "swiss tables (internal/runtime/maps)"
+                                                                       : "hmap buckets (runtime/map.go)");
+  fmt::print("layouts     {}\n", b.layout_source() == core::LayoutSource::kDwarf ? "from DWARF"
+                                                                               : "from gort's per-version table (no DWARF)");
+  fmt::print("pclntab     {} functions; moduledata at {} (found by {})\n", b.pclntab().num_funcs(), b.moduledata().addr,
+             b.moduledata().found_by);
+  fmt::print("\nprobe plan: {} functions\n", plan.probes.size());
+  fmt::print("  {:<14} {:<46} {:>10} {:>6} {:>6} {:>5}\n", "ROLE", "FUNCTION", "ENTRY", "BEGIN", "END", "RETS");
+  for (auto& p : plan.probes)
+    fmt::print("  {:<14} {:<46} {:>10} {:>6} {:>6} {:>5}\n", core::to_string(p.role), p.function, hex(p.entry),
+               p.write_begin.size(), p.write_end.size(), p.returns.size());
+  for (auto& w : plan.warnings) fmt::print("warning: {}\n", w);
+  for (auto& n : b.notes()) fmt::print("note: {}\n", n);
+}
+
+int run_inspect(const Args& args) {
+  std::string path;
+  bool json = false;
+  core::GoBinary::Options opts;
+  OptionParser p(args);
+  std::string tok;
+  while (p.next(tok)) {
+    if (tok == "--json") json = true;
+    else if (tok == "--force-version") opts.allow_unsupported_version = true;
+    else if (p.is_option(tok)) return usage_error(kInspectCommand, fmt::format("unknown option '{}'", tok));
+    else if (path.empty()) path = tok;
+    else return usage_error(kInspectCommand, fmt::format("one binary at a time (got '{}' and '{}')", path, tok));
+  }
+  if (path.empty()) return usage_error(kInspectCommand, "missing BIN (the Go executable to inspect)");
+  auto bin = core::GoBinary::open(path, opts);
+  if (!bin) return report_error(bin.error());
+  auto plan = core::build_probe_plan(**bin);
+  if (!plan) return report_error(plan.error().with_context(fmt::format("{}: building the probe plan", path)));
+  if (json)
+    fmt::print("{}\n", to_json(**bin, *plan).dump(2));
+  else
+    print_human(**bin, *plan);
+  return kExitOk;
+}
+
+}  // namespace
+
+const Command kInspectCommand{"inspect", "Go version, map implementation, layouts and probe plan of a binary", kUsage,
+                              run_inspect};
+
 }  // namespace gort::recorder
