@@ -44,6 +44,12 @@ struct ProbePlan {
 
 /// Builds the plan for BIN. Missing optional functions (dead-code eliminated) are simply
 /// absent; a map-write function whose flag sites cannot be found is a warning, not an error.
+/// Also adds a warning for every function find_unplanned_flag_writers reports.
 Result<ProbePlan> build_probe_plan(const GoBinary& bin);
+
+/// Coverage check: every `runtime.*` / `internal/runtime/maps.*` function of BIN that sets
+/// or clears the map writing flag (of BIN's map implementation) but has no probe in PLAN.
+/// Empty when the plan covers every flag writer.
+Result<std::vector<std::string>> find_unplanned_flag_writers(const GoBinary& bin, const ProbePlan& plan);
 
 }  // namespace gort::core
