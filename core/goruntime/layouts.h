@@ -86,7 +86,52 @@ inline constexpr uint32_t kAbsentField = 0xffffffffu;
   X(smaptype_flags, "internal/abi.SwissMapType|internal/abi.MapType", "Flags")      \
   X(type_size, "internal/abi.Type|runtime._type", "Size_")                          \
   X(type_kind, "internal/abi.Type|runtime._type", "Kind_")                          \
-  X(type_str, "internal/abi.Type|runtime._type", "Str")
+  X(type_str, "internal/abi.Type|runtime._type", "Str")                            \
+  /* Appended for map enumeration, P-local state and heap liveness (sections 3, 4, 7). */ \
+  X(p_id, "runtime.p", "id")                                                        \
+  X(p_status, "runtime.p", "status")                                                \
+  X(p_m, "runtime.p", "m")                                                          \
+  X(p_wbbuf, "runtime.p", "wbBuf")                                                  \
+  X(hmap_noverflow, "runtime.hmap", "noverflow")                                    \
+  X(hmap_clear_seq, "runtime.hmap", "clearSeq")                                     \
+  X(smap_global_shift, "internal/runtime/maps.Map", "globalShift")                  \
+  X(smap_tombstone_possible, "internal/runtime/maps.Map", "tombstonePossible")      \
+  X(stable_growth_left, "internal/runtime/maps.table", "growthLeft")                \
+  X(stable_local_depth, "internal/runtime/maps.table", "localDepth")                \
+  X(stable_size, "internal/runtime/maps.table", "")                                 \
+  X(hmaptype_bucket, "internal/abi.MapType|internal/abi.OldMapType|runtime.maptype", "Bucket")      \
+  X(hmaptype_hasher, "internal/abi.MapType|internal/abi.OldMapType|runtime.maptype", "Hasher")      \
+  X(hmaptype_size, "internal/abi.MapType|internal/abi.OldMapType|runtime.maptype", "")              \
+  X(smaptype_group, "internal/abi.SwissMapType|internal/abi.MapType", "Group")      \
+  X(smaptype_hasher, "internal/abi.SwissMapType|internal/abi.MapType", "Hasher")    \
+  X(smaptype_size, "internal/abi.SwissMapType|internal/abi.MapType", "")            \
+  X(type_ptrbytes, "internal/abi.Type|runtime._type", "PtrBytes")                   \
+  X(type_tflag, "internal/abi.Type|runtime._type", "TFlag")                         \
+  X(type_sizeof, "internal/abi.Type|runtime._type", "")                             \
+  /* mspan.freeindex/nelems/freeIndexForScan: uintptr in 1.21, uint16 from 1.22. */ \
+  X(mspan_start_addr, "runtime.mspan", "startAddr")                                 \
+  X(mspan_npages, "runtime.mspan", "npages")                                        \
+  X(mspan_freeindex, "runtime.mspan", "freeindex")                                  \
+  X(mspan_nelems, "runtime.mspan", "nelems")                                        \
+  X(mspan_free_index_for_scan, "runtime.mspan", "freeIndexForScan")                 \
+  X(mspan_alloc_cache, "runtime.mspan", "allocCache")                               \
+  X(mspan_alloc_bits, "runtime.mspan", "allocBits")                                 \
+  X(mspan_gcmark_bits, "runtime.mspan", "gcmarkBits")                               \
+  X(mspan_sweepgen, "runtime.mspan", "sweepgen")                                    \
+  X(mspan_div_mul, "runtime.mspan", "divMul")                                       \
+  X(mspan_alloc_count, "runtime.mspan", "allocCount")                               \
+  X(mspan_spanclass, "runtime.mspan", "spanclass")                                  \
+  X(mspan_state, "runtime.mspan", "state")                                          \
+  X(mspan_elemsize, "runtime.mspan", "elemsize")                                    \
+  X(mspan_limit, "runtime.mspan", "limit")                                          \
+  X(mspan_size, "runtime.mspan", "")                                                \
+  X(mheap_sweepgen, "runtime.mheap", "sweepgen")                                    \
+  X(mheap_allspans, "runtime.mheap", "allspans")                                    \
+  X(mheap_arenas, "runtime.mheap", "arenas")                                        \
+  X(heaparena_spans, "runtime.heapArena", "spans")                                  \
+  X(heaparena_size, "runtime.heapArena", "")                                        \
+  X(mstats_numgc, "runtime.mstats", "numgc")                                        \
+  X(work_cycles, "runtime.workType", "cycles")
 
 struct RuntimeLayouts {
 #define GORT_DECLARE_FIELD(member, structs, field) uint32_t member = kAbsentField;
