@@ -33,6 +33,7 @@ const std::vector<Command>& commands();
 // Registered subcommands.
 extern const Command kInspectCommand;
 extern const Command kSymbolizeCommand;
+extern const Command kLayoutsCommand;
 
 /// Tiny option scanner shared by the subcommands: --flag, --key=value, --key value.
 class OptionParser {

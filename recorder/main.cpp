@@ -10,7 +10,7 @@
 namespace gort::recorder {
 
 const std::vector<Command>& commands() {
-  static const std::vector<Command> c = {kInspectCommand, kSymbolizeCommand};
+  static const std::vector<Command> c = {kInspectCommand, kSymbolizeCommand, kLayoutsCommand};
   return c;
 }
 

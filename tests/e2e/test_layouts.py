@@ -1,0 +1,98 @@
+"""Runtime layouts: the per-version tables (core/goruntime/layouts_table.cpp) must equal
+what each toolchain's own DWARF says, field by field, for both map implementations; and a
+binary without DWARF must get its layouts from the table.
+
+Observed through the developer command `gort layouts BIN --json [--source ...]`.
+Run every toolchain with GORT_GO_VERSIONS=all.
+"""
+import json
+
+import pytest
+
+from conftest import build_sample, run_gort, variants_for
+
+
+def layouts(binary, source):
+    r = run_gort("layouts", binary, "--json", "--source", source, check=True)
+    return json.loads(r.stdout)
+
+
+def dwarf_builds(tc):
+    """(variant, expected map implementation) with DWARF for this toolchain."""
+    builds = [("normal", "swiss" if tc.minor >= 24 else "hmap")]
+    if "noswiss" in variants_for(tc, ("noswiss",)):
+        builds.append(("noswiss", "hmap"))
+    return builds
+
+
+def test_dwarf_equals_table(toolchain):
+    for variant, impl in dwarf_builds(toolchain):
+        binary = build_sample(toolchain, "mapwrites", variant)
+        from_dwarf = layouts(binary, "dwarf")
+        from_table = layouts(binary, "table")
+        where = f"{toolchain.version} {variant}"
+
+        assert from_dwarf["map_impl"] == impl, where
+        assert from_table["map_impl"] == impl, where
+        assert from_dwarf["go_version"].startswith(toolchain.version), where
+        assert from_dwarf["source"] == "dwarf", where
+        assert from_table["source"] == "table", where
+        # No note means every struct was found in DWARF (no table fallback) and no field
+        # disagreed with the table: the comparison below is DWARF against table.
+        assert from_dwarf["notes"] == [], f"{where}: {from_dwarf['notes']}"
+
+        assert from_dwarf["fields"].keys() == from_table["fields"].keys()
+        diffs = {name: (off, from_table["fields"][name])
+                 for name, off in from_dwarf["fields"].items() if off != from_table["fields"][name]}
+        assert diffs == {}, f"{where}: field: (dwarf, table) {diffs}"
+
+        # The other implementation's fields are absent, this one's key fields present.
+        fields = from_dwarf["fields"]
+        if impl == "swiss":
+            assert fields["smap_writing"] == 0x22
+            assert fields["hmap_flags"] is None and fields["hmaptype_bucketsize"] is None
+        else:
+            assert fields["hmap_flags"] == 8
+            assert fields["smap_writing"] is None and fields["stable_groups_data"] is None
+        assert fields["g_goid"] is not None and fields["m_curg"] is not None
+
+
+def test_auto_uses_dwarf_when_present(toolchain):
+    binary = build_sample(toolchain, "mapwrites", "normal")
+    auto = layouts(binary, "auto")
+    assert auto["source"] == "dwarf"
+    assert auto["fields"] == layouts(binary, "dwarf")["fields"]
+
+
+def test_stripped_binary_uses_table(toolchain):
+    stripped = build_sample(toolchain, "mapwrites", "stripped")
+    auto = layouts(stripped, "auto")
+    assert auto["source"] == "table"
+    assert any("no DWARF" in n for n in auto["notes"]), auto["notes"]
+    normal = layouts(build_sample(toolchain, "mapwrites", "normal"), "dwarf")
+    assert auto["fields"] == normal["fields"]
+
+    r = run_gort("layouts", stripped, "--source", "dwarf")
+    assert r.returncode == 2
+    assert "no DWARF" in r.stderr
+
+
+def test_text_output_names_source_and_fields(toolchain):
+    binary = build_sample(toolchain, "mapwrites", "normal")
+    r = run_gort("layouts", binary, check=True)
+    first = r.stdout.splitlines()[0]
+    assert toolchain.version in first and "layouts from dwarf" in first
+    goid = layouts(binary, "dwarf")["fields"]["g_goid"]
+    rows = {line.split()[0]: line.split()[1] for line in r.stdout.splitlines()[1:] if line.startswith("  ")}
+    assert rows["g_goid"] == hex(goid)
+
+
+@pytest.mark.parametrize("args,message", [
+    ([], "which binary"),
+    (["--source", "guess", "x"], "expected dwarf, table or auto"),
+    (["/nonexistent/bin"], "/nonexistent/bin"),
+])
+def test_usage_errors(args, message):
+    r = run_gort("layouts", *args)
+    assert r.returncode == 2
+    assert message in r.stderr
