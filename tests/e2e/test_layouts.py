@@ -96,3 +96,56 @@ def test_usage_errors(args, message):
     r = run_gort("layouts", *args)
     assert r.returncode == 2
     assert message in r.stderr
+
+
+# A swap to a minor with the same map implementation whose g.goid offset differs.
+OTHER_MINOR = {21: 23, 22: 23, 23: 22, 24: 25, 25: 24, 26: 24}
+
+
+def test_dwarf_wins_over_a_mismatched_table(toolchain, tmp_path):
+    """Relabel the build info's Go version (same length, other minor) so the table no
+    longer fits the binary: DWARF must win and every disagreement must be a note."""
+    binary = build_sample(toolchain, "mapwrites", "normal")
+    real = toolchain.version.encode()
+    fake = real.replace(f"go1.{toolchain.minor}".encode(), f"go1.{OTHER_MINOR[toolchain.minor]}".encode(), 1)
+    data = binary.read_bytes()
+    assert real in data
+    relabelled = tmp_path / "relabelled"
+    relabelled.write_bytes(data.replace(real, fake))
+    relabelled.chmod(0o755)
+
+    truth = layouts(binary, "dwarf")
+    got = layouts(relabelled, "auto")
+    assert got["go_version"].startswith(fake.decode())
+    assert got["source"] == "dwarf"
+    assert got["fields"] == truth["fields"]
+    table = layouts(relabelled, "table")["fields"]
+    differing = {n for n, off in truth["fields"].items() if table[n] != off}
+    assert "g_goid" in differing
+    noted = {n.split(":")[0] for n in got["notes"] if "using DWARF" in n}
+    assert noted == differing, got["notes"]
+
+
+def test_structs_missing_from_dwarf_come_from_the_table(toolchain, tmp_path):
+    """Relabel the build so gort expects the other map implementation, whose structs the
+    binary's DWARF cannot have: those fields must come from the table, with a note."""
+    swiss = toolchain.minor >= 24
+    other = 23 if swiss else 24
+    binary = build_sample(toolchain, "mapwrites", "normal")
+    real = toolchain.version.encode()
+    fake = real.replace(f"go1.{toolchain.minor}".encode(), f"go1.{other}".encode(), 1)
+    relabelled = tmp_path / "relabelled"
+    relabelled.write_bytes(binary.read_bytes().replace(real, fake))
+
+    got = layouts(relabelled, "auto")
+    table = layouts(relabelled, "table")["fields"]
+    assert got["map_impl"] == ("hmap" if swiss else "swiss")
+    assert got["source"] == "dwarf"
+    missing = "runtime.hmap" if swiss else "internal/runtime/maps.Map"
+    fallback = [n for n in got["notes"] if n.startswith(missing + " not in DWARF")]
+    assert len(fallback) == 1, got["notes"]
+    prefix = "hmap_" if swiss else "smap_"
+    for name in (n for n in table if n.startswith(prefix)):
+        assert got["fields"][name] == table[name], name
+        assert name in fallback[0]
+    assert got["fields"]["hmap_flags" if swiss else "smap_writing"] == (8 if swiss else 0x22)
