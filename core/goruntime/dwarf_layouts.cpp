@@ -20,8 +20,11 @@
 #include <libelf.h>
 
 #include <fcntl.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <cstring>
 #include <map>
 #include <memory>
 #include <optional>
@@ -41,7 +44,7 @@ struct DwarfCloser {
   void operator()(Dwarf* d) const { dwarf_end(d); }
 };
 
-std::vector<std::string_view> split_bar(std::string_view s, char sep) {
+std::vector<std::string_view> split(std::string_view s, char sep) {
   std::vector<std::string_view> out;
   size_t start = 0;
   while (true) {
@@ -69,6 +72,16 @@ class ScopedFd {
   int fd_ = -1;
 };
 
+/// Whether FD still holds BYTES (an ElfFile's path may be a mere label for in-memory
+/// bytes, or the file may have been replaced since it was mapped): same size, same start.
+bool same_file_contents(int fd, Bytes bytes) {
+  struct stat st {};
+  if (fstat(fd, &st) != 0 || uint64_t(st.st_size) != bytes.size()) return false;
+  uint8_t head[4096];
+  size_t n = std::min(sizeof head, bytes.size());
+  return pread(fd, head, n, 0) == ssize_t(n) && std::memcmp(head, bytes.data(), n) == 0;
+}
+
 /// Top-level struct DIEs by name, from one pass over the units.
 class DwarfStructIndex {
  public:
@@ -80,6 +93,7 @@ class DwarfStructIndex {
     // needs a writable one: its own copy-on-write map of the file (only touched pages are
     // copied), or for in-memory ElfFiles (tests) a private copy of the bytes.
     idx.fd_ = ::open(elf.path().c_str(), O_RDONLY | O_CLOEXEC);
+    if (idx.fd_ >= 0 && !same_file_contents(idx.fd_, elf.file())) idx.fd_ = -1;
     if (idx.fd_ >= 0) {
       idx.elf_.reset(elf_begin(idx.fd_, ELF_C_READ_MMAP_PRIVATE, nullptr));
     } else {
@@ -155,7 +169,7 @@ Result<uint64_t> byte_size(Dwarf_Die* die) {
 /// the path does not exist (a field this version does not have).
 Result<uint32_t> member_offset(Dwarf_Die st, std::string_view path) {
   uint64_t off = 0;
-  for (auto part : split_bar(path, '.')) {
+  for (auto part : split(path, '.')) {
     if (dwarf_tag(&st) != DW_TAG_structure_type)
       return make_error(ErrorKind::kBadInput, "'{}' in '{}' is not inside a struct", part, path);
     Dwarf_Die m;
@@ -192,18 +206,17 @@ bool relevant(const FieldDesc& d, MapImpl map) {
 }  // namespace
 
 Result<LayoutsWithSource> load_layouts(const ElfFile& elf, const GoVersion& v, MapImpl map) {
+  // No table (unsupported version, or a map implementation the version never had) is
+  // survivable when the binary has DWARF.
+  auto table_or = layouts_from_table(v, map);
   std::optional<RuntimeLayouts> table;
-  if (is_supported(v)) {
-    GORT_TRY(auto t, layouts_from_table(v, map));
-    table = t;
-  }
+  if (table_or) table = *table_or;
   LayoutsWithSource out;
   const std::string ver = v.short_name();
 
   if (!elf.has_dwarf()) {
     if (!table)
-      return make_error(ErrorKind::kUnsupported, "{}: built with {} and without DWARF; gort has layout tables only for Go 1.{}-1.{}",
-                        elf.path(), v.raw, kMinGoMinor, kMaxGoMinor);
+      return table_or.error().with_context(fmt::format("{} has no DWARF to read runtime layouts from", elf.path()));
     out.layouts = *table;
     out.notes.push_back(fmt::format("no DWARF in the binary (-ldflags=-w?): runtime layouts from the {} table", ver));
     return out;
@@ -222,7 +235,7 @@ Result<LayoutsWithSource> load_layouts(const ElfFile& elf, const GoVersion& v, M
   {
     std::set<std::string_view> seen;
     for (auto& d : descs)
-      if (relevant(d, map) && seen.insert(d.structs).second) groups.push_back(split_bar(d.structs, '|'));
+      if (relevant(d, map) && seen.insert(d.structs).second) groups.push_back(split(d.structs, '|'));
   }
   idx->index(groups);
 
@@ -233,7 +246,7 @@ Result<LayoutsWithSource> load_layouts(const ElfFile& elf, const GoVersion& v, M
     uint32_t& slot = out.layouts.*d.ptr;
     if (!relevant(d, map)) { slot = kAbsentField; continue; }
     const uint32_t table_value = table ? (*table).*d.ptr : kAbsentField;
-    auto st = idx->find(split_bar(d.structs, '|'));
+    auto st = idx->find(split(d.structs, '|'));
     if (!st) {
       slot = table_value;
       from_table[d.structs].push_back(d.member);
@@ -265,9 +278,9 @@ Result<LayoutsWithSource> load_layouts(const ElfFile& elf, const GoVersion& v, M
     if (table)
       out.notes.push_back(fmt::format("{} not in DWARF (unused by the program); {} table used for {}", structs, ver, list));
     else
-      out.notes.push_back(fmt::format("{} not in DWARF and no table for {}: {} unknown", structs, v.raw, list));
+      out.notes.push_back(fmt::format("{} not in DWARF and no table: {} unknown", structs, list));
   }
-  if (!table) out.notes.push_back(fmt::format("no layout table for {}: layouts from DWARF only", v.raw));
+  if (!table) out.notes.push_back(fmt::format("{}: layouts from DWARF only", table_or.error().message));
   out.source = used_dwarf ? LayoutSource::kDwarf : LayoutSource::kTable;
   return out;
 }

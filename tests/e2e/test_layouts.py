@@ -149,3 +149,23 @@ def test_structs_missing_from_dwarf_come_from_the_table(toolchain, tmp_path):
         assert got["fields"][name] == table[name], name
         assert name in fallback[0]
     assert got["fields"]["hmap_flags" if swiss else "smap_writing"] == (8 if swiss else 0x22)
+
+
+def test_version_without_table_uses_dwarf_alone(toolchain, tmp_path):
+    """A Go release newer than the tables (e.g. a forced open) still gets exact layouts
+    from DWARF; --source table refuses it."""
+    binary = build_sample(toolchain, "mapwrites", "normal")
+    real = toolchain.version.encode()
+    fake = real.replace(f"go1.{toolchain.minor}".encode(), b"go1.99", 1)
+    relabelled = tmp_path / "relabelled"
+    relabelled.write_bytes(binary.read_bytes().replace(real, fake))
+
+    got = layouts(relabelled, "auto")
+    assert got["source"] == "dwarf"
+    assert any("no runtime layout table" in n for n in got["notes"]), got["notes"]
+    truth = layouts(binary, "dwarf")["fields"]
+    common = [n for n in truth if not n.startswith(("hmap", "smap", "stable", "smaptype"))]
+    assert {n: got["fields"][n] for n in common} == {n: truth[n] for n in common}
+
+    r = run_gort("layouts", relabelled, "--source", "table")
+    assert r.returncode == 2 and "no runtime layout table" in r.stderr
