@@ -1,7 +1,7 @@
 """`gort inspect --json` probe plans checked against the binaries themselves.
 
 For samples/mapwrites built with each toolchain (normal, stripped, PIE, noswissmap on
-1.24/1.25, checkptr), every probe address is checked independently of gort:
+1.24/1.25, checkptr, debug -N -l: the runtime too, so spills interleave), every probe address is checked independently of gort:
   * entries against `go tool nm` of the same unstripped file; for the Go-stripped build
     (-ldflags=-s -w, whose text is NOT byte-identical to the normal build: RIP-relative
     displacements to rodata move) against Go's own pclntab reader (`go tool addr2line`),
@@ -174,9 +174,9 @@ def addr2line_names(tc, binary, addrs):
     return lines[0::2]
 
 
-@pytest.mark.parametrize("variant", ["normal", "pie", "noswiss", "checkptr"])
+@pytest.mark.parametrize("variant", ["normal", "pie", "noswiss", "checkptr", "debug"])
 def test_probe_plan_unstripped(toolchain, variant):
-    if variant not in variants_for(toolchain, ("normal", "pie", "noswiss", "checkptr")):
+    if variant not in variants_for(toolchain, ("normal", "pie", "noswiss", "checkptr", "debug")):
         pytest.skip(f"GOEXPERIMENT=noswissmap does not exist in {toolchain.version}")
     binary = build_sample(toolchain, "mapwrites", variant)
     plan = inspect(binary)
