@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"maps"
 	"os"
+	"reflect"
 	"runtime"
 	"unsafe"
 )
@@ -54,6 +55,27 @@ func delStr(m map[string]int, k string) { delete(m, k) }
 //go:noinline
 func delStruct(m map[point]int, k point) { delete(m, k) }
 
+// A two-string key has no fast path: generic runtime.mapassign / mapdelete.
+type pair [2]string
+
+//go:noinline
+func putPair(m map[pair]int, k pair, v int) { m[k] = v }
+
+//go:noinline
+func delPair(m map[pair]int, k pair) { delete(m, k) }
+
+// reflect writes go through reflect.mapassign* / reflect.mapdelete*.
+//
+//go:noinline
+func reflectPut(m map[string]int, k string, v int) {
+	reflect.ValueOf(m).SetMapIndex(reflect.ValueOf(k), reflect.ValueOf(v))
+}
+
+//go:noinline
+func reflectDel(m map[string]int, k string) {
+	reflect.ValueOf(m).SetMapIndex(reflect.ValueOf(k), reflect.Value{})
+}
+
 //go:noinline
 func clearMap(m map[string]int) { clear(m) }
 
@@ -82,6 +104,8 @@ func main() {
 	mst := map[point]int{}
 	mbig := map[int]big{}
 	mpv := map[int]*node{}
+	mpair := map[pair]int{}
+	mrefl := map[string]int{}
 	keys := make([]*int, n)
 	for i := 0; i < n; i++ {
 		keys[i] = new(int)
@@ -94,6 +118,8 @@ func main() {
 		putBig(mbig, i, big{payload: [40]int64{int64(i)}})
 		nd := &node{val: keys[i]}
 		putPointerValue(mpv, i, nd)
+		putPair(mpair, pair{"a", fmt.Sprint(i)}, i)
+		reflectPut(mrefl, fmt.Sprint(i), i)
 		storePtr(nd, sink)
 		sink = nd
 	}
@@ -103,14 +129,16 @@ func main() {
 		del64(m64, uint64(i))
 		delStr(mstr, fmt.Sprintf("k%d", i))
 		delStruct(mst, point{int32(i), int32(-i)})
+		delPair(mpair, pair{"a", fmt.Sprint(i)})
+		reflectDel(mrefl, fmt.Sprint(i))
 	}
 	cl := maps.Clone(mstr)
 	sum := 0
 	for _, p := range mpv {
 		sum += *fromUintptr(uintptr(unsafe.Pointer(p.val)))
 	}
-	fmt.Printf("m32=%d m64=%d mptr=%d mstr=%d mst=%d mbig=%d clone=%d sum=%d\n",
-		len(m32), len(m64), len(mptr), len(mstr), len(mst), len(mbig), len(cl), sum)
+	fmt.Printf("m32=%d m64=%d mptr=%d mstr=%d mst=%d mbig=%d pair=%d reflect=%d clone=%d sum=%d\n",
+		len(m32), len(m64), len(mptr), len(mstr), len(mst), len(mbig), len(mpair), len(mrefl), len(cl), sum)
 	clearMap(mstr)
 	clearRange(m64)
 	fmt.Printf("after clear: mstr=%d m64=%d\n", len(mstr), len(m64))
