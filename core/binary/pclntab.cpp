@@ -289,7 +289,7 @@ Result<std::unique_ptr<Pclntab>> Pclntab::from_bytes(Bytes tab, const ModuleData
                         "are there", offs[i], len, tab.size() - offs[i]);
     *regions[i] = tab.subspan(offs[i], len);
   }
-  if (t.nfunc == 0 || t.nfunc > t.pclntable.size() / 8 - 1)
+  if (t.nfunc == 0 || t.nfunc >= t.pclntable.size() / 8)  // nfunc+1 functab pairs
     return make_error(ErrorKind::kBadInput, "corrupt pcHeader: nfunc {} does not fit the {}-byte function table at "
                       "offset {:#x}", t.nfunc, t.pclntable.size(), offs[4]);
   t.ftab = t.pclntable.data();
