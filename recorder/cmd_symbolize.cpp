@@ -36,8 +36,8 @@ and answered as they arrive.
 Output: one line per PC with the innermost function at that PC, then one indented
 "inlined into" line per caller it was inlined into, out to the physical function:
 
-  0x4b2e40 internal/runtime/maps.(*Map).directoryIndex /usr/lib/go/src/internal/runtime/maps/map.go:259
-      inlined into runtime.mapassign_fast64 /usr/lib/go/src/internal/runtime/maps/runtime_fast64.go:227
+  0x411d08 internal/runtime/maps.(*Map).directoryIndex /usr/local/go/src/internal/runtime/maps/map.go:339
+      inlined into runtime.mapassign_fast64 /usr/local/go/src/internal/runtime/maps/runtime_fast64.go:240
 
 A PC in no Go function prints "0x.. ?? ??:0"; the count of those goes to stderr.
 (`go tool addr2line` prints the physical function's name with the innermost file:line,
@@ -49,7 +49,7 @@ Options:
   --force-version   try a Go version outside 1.21-1.26 anyway
 
 Examples:
-  gort symbolize ./server 0x4b2e40 0x4b2e57
+  gort symbolize ./server 0x411d08 0x411d30
   gort symbolize ./server 4927040 --json
   perf script -F ip | gort symbolize ./server -
 
@@ -72,7 +72,8 @@ class Symbolizer {
  public:
   Symbolizer(const core::Pclntab& tab, bool json) : tab_(tab), json_(json) {}
 
-  // Appends the answer for PC to the output buffer; false on a corrupt table (reported).
+  // Appends the answer for PC to the output buffer; a corrupt table is reported on stderr,
+  // answered as unknown, and makes the exit status 2.
   void add(uint64_t pc) {
     n_++;
     auto r = tab_.symbolize_into(core::RemoteAddr(pc), frames_);
