@@ -7,6 +7,8 @@
     `go tool addr2line` on every one of 2,500+ deterministically sampled PCs.
 (c) The inlined frames agree exactly with what runtime.CallersFrames reports inside the
     running program itself (addr2line knows nothing of inlining, so (b) cannot check them).
+    Go 1.23+ expands the whole inline chain of a bare PC; 1.21/1.22 give only the
+    innermost frame, so there only that one is compared.
 
 What `go tool addr2line` prints (cmd/addr2line/main.go, debug/gosym): it has no notion of
 inlining. Its function is the *physical* function containing the PC (the function-table
@@ -155,22 +157,19 @@ def test_addr2line_agreement_on_compile(toolchain, form, tmp_path):
     pcs = sample_pcs(syms, 3000, SEED)
     theirs = addr2line(toolchain, binary, pcs)
     ours = symbolize_json(binary, pcs)
-    starts = [a for a, _, _ in syms]
     mismatches = []
     inlined = padding = 0
     for pc, (fn, fileline), e in zip(pcs, theirs, ours):
         fr = e["frames"]
         mine = (fr[-1]["function"], f'{fr[0]["file"]}:{fr[0]["line"]}') if fr else ("?", "?:0")
         inlined += len(fr) > 1
-        if fileline == ":-1":
-            # A PC past the end of its function's pcfile/pcln tables: the alignment padding
-            # between the last instruction and the next function. debug/gosym prints the
-            # -1 "no value" raw; gort says "?:0" like runtime.funcline1. Same answer, other
-            # spelling, and only legitimate outside every symbol's [addr, addr+size).
-            a, s, _ = syms[bisect.bisect_right(starts, pc) - 1]
-            if pc >= a + s:
-                padding += 1
-                fileline = "?:0"
+        if fileline == ":-1" and mine[1] == "?:0":
+            # No pcfile/pcln value at this PC: the alignment padding after a function's last
+            # instruction, or a linker marker without code (go:textfipsend in 1.24+).
+            # debug/gosym prints the -1 "no value" raw; gort says "?:0" like
+            # runtime.funcline1. Same answer, other spelling; the function must still agree.
+            padding += 1
+            fileline = "?:0"
         if (fn, fileline) != mine:
             mismatches.append((hex(pc), (fn, fileline), mine))
     # Exact agreement on every PC: both read the same tables.
@@ -268,10 +267,16 @@ def test_inlined_frames_match_callersframes(toolchain, tmp_path):
             cur.append(tuple(line.split("\t")))
     assert len(theirs) == len(pcs)
     ours = symbolize_json(exe, pcs)
+    # Before Go 1.23, CallersFrames expands inlined callers only through the virtual PCs
+    # runtime.Callers puts in the list; for a bare PC it reports just the innermost frame
+    # (runtime/symtab.go Frames.Next@go1.22.12). There, compare that frame only.
+    full_chain = toolchain.minor >= 23
     compared = inlined = elided = 0
     mismatches = []
     for pc, t, e in zip(pcs, theirs, ours):
         mine = [(print_name(f["function"]), f["file"], str(f["line"])) for f in e["frames"]]
+        if not full_chain:
+            mine = mine[:1]
         # runtime.funcname returns "" for nameOff 0, so the runtime cannot name whichever
         # function comes first in funcnametab (internal/abi.BoundsDecode in 1.26); gort
         # (like debug/gosym) reads the name at offset 0. Compare file:line only there.
@@ -293,4 +298,7 @@ def test_inlined_frames_match_callersframes(toolchain, tmp_path):
             mismatches.append((hex(pc), t, mine))
     assert not mismatches, f"{len(mismatches)} differ, e.g. {mismatches[:3]}"
     assert elided <= 0.02 * len(pcs), f"{elided} of {len(pcs)} PCs had frames elided: more than wrappers explain"
-    assert inlined > 50, f"only {inlined} PCs with inlined frames"
+    if full_chain:
+        assert inlined > 50, f"only {inlined} PCs with inlined frames"
+    else:
+        assert sum(len(e["frames"]) > 1 for e in ours) > 50, "the sample misses inlined code"
