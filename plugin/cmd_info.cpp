@@ -67,7 +67,7 @@ class VersionCommand : public lldb::SBCommandPluginInterface {
 
 }  // namespace
 
-void register_commands(lldb::SBCommand& root) {
+void register_info_commands(lldb::SBCommand& root) {
   root.AddCommand("info", new InfoCommand(),
                   "Show the target's Go version, map implementation, layout source and probe plan size.",
                   "gort info");

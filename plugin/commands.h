@@ -2,6 +2,9 @@
 #include <lldb/API/LLDB.h>
 
 namespace gort::plugin {
-/// Adds every gort subcommand under the `gort` multiword command.
+/// Adds every gort subcommand under the `gort` multiword command (plugin/commands.cpp).
 void register_commands(lldb::SBCommand& root);
+
+// One registration function per command file; add yours here and in commands.cpp.
+void register_info_commands(lldb::SBCommand& root);  // cmd_info.cpp: gort info, gort version
 }  // namespace gort::plugin

@@ -1,0 +1,10 @@
+// The gort command table: every command file registers its subcommands here.
+#include "plugin/commands.h"
+
+namespace gort::plugin {
+
+void register_commands(lldb::SBCommand& root) {
+  register_info_commands(root);
+}
+
+}  // namespace gort::plugin
