@@ -17,7 +17,6 @@ namespace {
 using Buf = std::vector<uint8_t>;
 
 void put32(Buf& b, uint32_t v) { for (int i = 0; i < 4; i++) b.push_back(uint8_t(v >> (8 * i))); }
-void put64(Buf& b, uint64_t v) { for (int i = 0; i < 8; i++) b.push_back(uint8_t(v >> (8 * i))); }
 void set32(Buf& b, size_t at, uint32_t v) { for (int i = 0; i < 4; i++) b[at + i] = uint8_t(v >> (8 * i)); }
 void set64(Buf& b, size_t at, uint64_t v) { for (int i = 0; i < 8; i++) b[at + i] = uint8_t(v >> (8 * i)); }
 void uvarint(Buf& b, uint32_t v) {
