@@ -1,0 +1,97 @@
+#pragma once
+// Probes the kernel fires for us: perf_event_open hardware execution breakpoints and
+// write watchpoints (PERF_TYPE_BREAKPOINT), and uprobes where the four debug registers
+// run out. Two modes (../shared/reference/platform.md, ../shared/design.md):
+//   kSample   non-stop: each hit writes registers + a few stack bytes into a ring buffer;
+//             per-CPU events with pid = target and inherit = 1 (threads created later are
+//             covered; per-task inherited events cannot be mmapped).
+//   kSigtrap  stop: sigtrap = 1, inherit = 1, inherit_thread = 1, remove_on_exec = 1 on the
+//             target pid; the hitting thread gets a synchronous SIGTRAP (si_code TRAP_PERF)
+//             that a ptrace tracer (lldb-server) sees and must not deliver.
+// Closing the fds removes every probe: if gort dies, the target keeps running unharmed.
+// Uprobe PMU events must never use inherit=1 on Go (kills the program): per-CPU, pid=-1,
+// filtered by pid.
+
+#include "core/target/memory.h"
+#include "core/util/remote_addr.h"
+#include "core/util/result.h"
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace gort::core {
+
+enum class ProbeKind {
+  kExec,    ///< execution breakpoint at addr
+  kWrite1,  ///< 1-byte write watchpoint at addr (fires after the store)
+};
+
+enum class ProbeMode { kSample, kSigtrap };
+
+struct ProbeSpec {
+  RemoteAddr addr;           ///< runtime address in the target (load slide applied)
+  ProbeKind kind = ProbeKind::kExec;
+  uint32_t cookie = 0;       ///< caller's id, returned in each Sample
+  /// For uprobe fallback (kExec only): the ELF file and the file offset of the instruction.
+  std::string file;
+  uint64_t file_offset = 0;
+};
+
+enum class ProbeBackend { kNone, kHwBreakpoint, kUprobe };
+const char* to_string(ProbeBackend b);  ///< "none", "hw", "uprobe"
+
+struct ProbeStatus {
+  ProbeSpec spec;
+  ProbeBackend backend = ProbeBackend::kNone;
+  std::string error;  ///< why it could not be placed (backend == kNone)
+};
+
+struct ProbeOptions {
+  ProbeMode mode = ProbeMode::kSample;
+  bool allow_uprobes = true;       ///< fall back to uprobes when debug registers run out (kExec)
+  uint32_t stack_bytes = 16;       ///< PERF_SAMPLE_STACK_USER bytes (>= 8: [rsp] = return address at entry)
+  uint32_t ring_pages = 64;        ///< per ring buffer, power of two
+  int max_hw = 4;                  ///< debug registers to use at most
+};
+
+/// One hit, decoded from a PERF_RECORD_SAMPLE.
+struct ProbeSample {
+  uint32_t cookie = 0;
+  uint64_t time_ns = 0;   ///< CLOCK_MONOTONIC
+  uint32_t pid = 0, tid = 0, cpu = 0;
+  ThreadRegs regs;        ///< user registers at the hit (tid filled)
+  std::vector<uint8_t> stack;  ///< stack_bytes bytes from rsp upward
+};
+
+class PerfProbeSet {
+ public:
+  /// Places every probe it can on PID. Never fails because one probe could not be placed
+  /// (see status()); fails if PID is gone or perf_event_open is not permitted at all.
+  static Result<std::unique_ptr<PerfProbeSet>> create(int pid, const std::vector<ProbeSpec>& probes,
+                                                      const ProbeOptions& opts);
+  ~PerfProbeSet();  ///< closes every fd: removes every probe
+  PerfProbeSet(const PerfProbeSet&) = delete;
+  PerfProbeSet& operator=(const PerfProbeSet&) = delete;
+
+  const std::vector<ProbeStatus>& status() const;
+  /// kSample: drains every ring buffer, calling FN per sample (in time order within a ring);
+  /// waits up to TIMEOUT_MS for data when none is ready. Returns the number of samples.
+  size_t poll(const std::function<void(const ProbeSample&)>& fn, int timeout_ms);
+  /// Samples the kernel dropped because a ring was full (PERF_RECORD_LOST).
+  uint64_t lost() const;
+  /// Enables/disables every event (PERF_EVENT_IOC_ENABLE/DISABLE).
+  Result<void> set_enabled(bool on);
+  /// Closes everything now (the destructor does the same).
+  void close();
+
+  struct Impl;
+ private:
+  explicit PerfProbeSet(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+
+}  // namespace gort::core
