@@ -172,7 +172,7 @@ Result<BuildInfo> read_buildinfo(const ElfFile& elf) {
   }
   if (blob.empty())
     return make_error(ErrorKind::kBadInput,
-                      "{}: not a Go binary (no Go build info; built by Go 1.18+?). gort works on Go 1.21-1.26 programs",
+                      "{}: not a Go binary (no Go build info found); gort works on programs built by Go 1.21-1.26",
                       elf.path());
   auto r = parse_buildinfo_blob(blob, &elf);
   if (!r) return r.error().with_context(elf.path());

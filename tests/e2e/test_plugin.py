@@ -73,3 +73,37 @@ def test_help_lists_commands():
     lines = command_output(r.stdout, "help gort")
     assert any(l.split() and l.split()[0] == "info" for l in lines), lines
     assert any(l.split() and l.split()[0] == "version" for l in lines), lines
+
+
+def test_load_on_go_target_configures_sigurg(toolchain):
+    exe = build_sample(toolchain, "mapwrites")
+    j = json.loads(run_gort("inspect", "--json", exe, check=True).stdout)
+    r = lldb_batch(exe, "process handle SIGURG SIGTRAP")
+    assert r.returncode == 0, r.stdout + r.stderr
+    lines = r.stdout.splitlines()
+    load = lines.index(f"(lldb) plugin load {PLUGIN}")
+    assert lines[load + 1] == (f"gort: {exe} {j['go_version']} ({j['map_impl']} maps, layouts from {j['layouts']}); "
+                               "SIGURG (Go preemption) passed silently")
+    # Before a process exists LLDB lists only the signals the target changed: SIGURG is
+    # passed without stop or notify; SIGTRAP is untouched until gort sets a hw breakpoint.
+    table = command_output(r.stdout, "process handle SIGURG SIGTRAP")
+    assert [l.split() for l in table if l.startswith("SIG")] == [["SIGURG", "true", "false", "false"]]
+
+
+def test_load_on_non_go_target_changes_nothing():
+    r = lldb_batch("/bin/true", "process handle SIGURG")
+    assert "gort: loaded; /bin/true: not a Go binary (no Go build info found); " \
+           "gort works on programs built by Go 1.21-1.26. Nothing was changed." in r.stdout
+    # LLDB lists only the signals a target changed: none.
+    table = command_output(r.stdout, "process handle SIGURG")
+    assert [l for l in table if l.startswith("SIG")] == []
+
+
+def test_load_without_target_sets_sigurg_for_later_targets(toolchain):
+    exe = build_sample(toolchain, "mapwrites")
+    r = lldb_batch(None, f"target create {exe}", "process handle SIGURG", "run 20")
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "gort: loaded. Targets created from now on pass SIGURG (Go preemption) silently." in r.stdout
+    table = command_output(r.stdout, "process handle SIGURG")
+    assert [l.split() for l in table if l.startswith("SIGURG")] == [["SIGURG", "true", "false", "false"]]
+    assert "m32=10 m64=10 mptr=20" in r.stdout and "exited with status = 0" in r.stdout
