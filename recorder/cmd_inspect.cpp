@@ -86,7 +86,7 @@ nlohmann::json to_json(const core::GoBinary& b, const core::ProbePlan& plan) {
 
 void print_human(const core::GoBinary& b, const core::ProbePlan& plan) {
   const auto& bi = b.build_info();
-  std::string kind = b.elf().is_pie() ? "PIE" : "static";
+  std::string kind = b.elf().is_pie() ? "PIE" : "non-PIE";
   if (b.stripped()) kind += ", stripped";
   fmt::print("binary      {} ({})\n", b.elf().path(), kind);
   std::string settings;
