@@ -5,6 +5,7 @@ namespace gort::plugin {
 
 void register_commands(lldb::SBCommand& root) {
   register_info_commands(root);
+  register_map_commands(root);
 }
 
 }  // namespace gort::plugin

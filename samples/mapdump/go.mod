@@ -1,0 +1,3 @@
+module gort.example/mapdump
+
+go 1.21
