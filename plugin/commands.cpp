@@ -6,6 +6,7 @@ namespace gort::plugin {
 void register_commands(lldb::SBCommand& root) {
   register_info_commands(root);
   register_map_commands(root);
+  register_goroutine_commands(root);
 }
 
 }  // namespace gort::plugin

@@ -8,4 +8,5 @@ void register_commands(lldb::SBCommand& root);
 // One registration function per command file; add yours here and in commands.cpp.
 void register_info_commands(lldb::SBCommand& root);  // cmd_info.cpp: gort info, gort version
 void register_map_commands(lldb::SBCommand& root);   // cmd_map.cpp: gort map
+void register_goroutine_commands(lldb::SBCommand& root);  // cmd_goroutines.cpp: gort goroutines, gort bt
 }  // namespace gort::plugin

@@ -96,4 +96,43 @@ Result<Unwound> unwind(const Memory& mem, const Pclntab& pcln, int64_t slide, Un
   return out;
 }
 
+UnwindStart unwind_start_for(const Memory& mem, const Goroutine& g, const std::vector<ThreadRegs>& threads,
+                             uint64_t* thread_out) {
+  if (thread_out) *thread_out = 0;
+  uint32_t st = g.status & ~static_cast<uint32_t>(kGscan);
+  if (st == kGrunning && !g.m.is_null()) {
+    for (const ThreadRegs& t : threads) {
+      if (t.tid != g.thread_id) continue;
+      auto tg = thread_g(mem, t);
+      if (tg && *tg == g.g) {
+        if (thread_out) *thread_out = t.tid;
+        return {RemoteAddr(t.rip), RemoteAddr(t.rsp), RemoteAddr(t.rbp), false};
+      }
+    }
+  }
+  return {g.sched_pc, g.sched_sp, g.sched_bp, true};
+}
+
+bool is_stdlib_function(std::string_view name) {
+  std::string_view n = name.substr(0, name.find('['));  // type arguments may hold any path
+  size_t slash = n.rfind('/');
+  size_t last = slash == std::string_view::npos ? 0 : slash + 1;
+  std::string_view pkg = n.substr(0, last + n.substr(last).find('.'));
+  if (pkg == "main") return false;
+  return pkg.substr(0, pkg.find('/')).find('.') == std::string_view::npos;
+}
+
+const SourceFrame* innermost_user_frame(const Unwound& u) {
+  const SourceFrame* not_runtime = nullptr;
+  for (const StackFrame& f : u.frames) {
+    for (const SourceFrame& s : f.sources) {
+      if (!is_stdlib_function(s.function)) return &s;
+      if (!not_runtime && !s.function.starts_with("runtime.")) not_runtime = &s;
+    }
+  }
+  if (not_runtime) return not_runtime;
+  if (!u.frames.empty() && !u.frames[0].sources.empty()) return &u.frames[0].sources[0];
+  return nullptr;
+}
+
 }  // namespace gort::core

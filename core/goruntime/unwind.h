@@ -3,6 +3,7 @@
 // frames included). ../shared/reference/go-runtime.md section 10.
 
 #include "core/binary/pclntab.h"
+#include "core/goruntime/goroutines.h"
 #include "core/target/memory.h"
 
 #include <vector>
@@ -39,5 +40,21 @@ struct Unwound {
 /// word, a PC outside Go code or after max_frames. SLIDE: runtime - link-time addresses.
 Result<Unwound> unwind(const Memory& mem, const Pclntab& pcln, int64_t slide, UnwindStart start,
                        UnwindOptions opts = {});
+
+/// Where to start unwinding G: the registers of the thread that runs it when its TLS g is
+/// G itself (the thread is in G's own code), else the saved g.sched (a parked goroutine, or
+/// one whose thread is on the system stack or in a syscall: the runtime saved its state).
+/// THREAD_OUT gets the tid of the thread whose registers were used, 0 for g.sched.
+UnwindStart unwind_start_for(const Memory& mem, const Goroutine& g, const std::vector<ThreadRegs>& threads,
+                             uint64_t* thread_out = nullptr);
+
+/// True for a function of the Go standard library or runtime: its package path has no
+/// dot in its first element ("runtime.gopark", "internal/sync.(*Mutex).lockSlow",
+/// "sync.(*Mutex).Lock"); false for "main.f" and "example.com/x.F".
+bool is_stdlib_function(std::string_view name);
+
+/// The innermost frame in user code (not standard library); else the innermost frame that
+/// is not in package runtime; else the innermost frame. Null when FRAMES is empty.
+const SourceFrame* innermost_user_frame(const Unwound& u);
 
 }  // namespace gort::core

@@ -277,3 +277,14 @@ TEST_CASE("read_goroutines: a wrong allgs address is a clear error") {
   REQUIRE(!r.ok());
   CHECK(r.error().message.find("has length") != std::string::npos);
 }
+
+TEST_CASE("is_stdlib_function: package path without a dot in its first element") {
+  CHECK(is_stdlib_function("runtime.gopark"));
+  CHECK(is_stdlib_function("internal/sync.(*Mutex).lockSlow"));
+  CHECK(is_stdlib_function("sync.(*Mutex).Lock"));
+  CHECK(is_stdlib_function("sync.OnceFunc[example.com/x.T]"));
+  CHECK(!is_stdlib_function("main.main"));
+  CHECK(!is_stdlib_function("main.main.func1"));
+  CHECK(!is_stdlib_function("example.com/x.(*T).M"));
+  CHECK(!is_stdlib_function("github.com/a/b.F[go.shape.int]"));
+}
