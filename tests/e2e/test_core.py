@@ -40,7 +40,9 @@ def test_goroutines_and_bt_on_core(toolchain, tmp_path):
     exe = build_sample(toolchain, "concurrent_writes")
     core, ids, stderr = crash_with_core(exe, tmp_path)
     assert set(ids) == {"writerA", "writerB"}, ids
-    thrower = int(re.search(r"goroutine (\d+) gp=\S+ m=\S+ mp=\S+ \[running\]", stderr).group(1))
+    # "goroutine 18 gp=0x.. m=3 mp=0x.. [running]:" (1.22+ with GOTRACEBACK=crash) or
+    # "goroutine 18 [running]:" (1.21): the first one after "fatal error" threw.
+    thrower = int(re.search(r"goroutine (\d+)(?: gp=\S+ m=\S+ mp=\S+)? \[running\]", stderr).group(1))
     r = lldb_batch(None, f"target create {exe} --core {core}", "gort goroutines",
                    f"gort bt {ids['writerA']}", f"gort bt {ids['writerB']}")
     assert r.returncode == 0, r.stdout + r.stderr
