@@ -1,0 +1,295 @@
+// Map-write hit decoding on FakeMemory: goid through g (R14), fast64/faststr/generic keys
+// (key kind from the map type's key abi.Type), (*Map) methods (receiver in RAX, type in
+// RBX), the caller from [RSP] symbolized at RET-1 with a PIE slide, runtime callers
+// skipped through the BP chain, watch hits, and the JSON line shape of `--log`.
+
+#include "core/goruntime/map_event.h"
+
+#include <doctest/doctest.h>
+
+#include <cstring>
+#include <string>
+#include <vector>
+
+using namespace gort::core;
+
+namespace {
+
+using Buf = std::vector<uint8_t>;
+void put32(Buf& b, uint32_t v) { for (int i = 0; i < 4; i++) b.push_back(uint8_t(v >> (8 * i))); }
+void set32(Buf& b, size_t at, uint32_t v) { for (int i = 0; i < 4; i++) b[at + i] = uint8_t(v >> (8 * i)); }
+void set64(Buf& b, size_t at, uint64_t v) { for (int i = 0; i < 8; i++) b[at + i] = uint8_t(v >> (8 * i)); }
+void uvarint(Buf& b, uint32_t v) {
+  while (v >= 0x80) { b.push_back(uint8_t(v | 0x80)); v >>= 7; }
+  b.push_back(uint8_t(v));
+}
+void pcvalue_table(Buf& b, std::vector<std::pair<int32_t, uint32_t>> runs) {
+  int32_t prev = -1;
+  for (auto [v, len] : runs) {
+    int32_t d = v - prev;
+    uvarint(b, uint32_t(d << 1) ^ uint32_t(d >> 31));
+    uvarint(b, len);
+    prev = v;
+  }
+  b.push_back(0);
+}
+
+constexpr uint64_t kText = 0x401000;
+
+// Go 1.20+ pclntab, one file (/src/m.go), three functions:
+//   main.writer                    [+0x00,+0x40) line 30 before +0x20, 31 from it
+//   runtime.mapdelete_fast64       [+0x40,+0x60) line 300
+//   runtime.mapassign_fast64       [+0x60,+0x90) line 200
+struct Table {
+  Buf tab;
+  ModuleData md;
+  Table() {
+    Buf names, cutab, files, pctab, pcln;
+    auto name = [&](const char* s) { uint32_t o = uint32_t(names.size()); names.insert(names.end(), s, s + strlen(s) + 1); return o; };
+    for (char c : std::string("/src/m.go")) files.push_back(uint8_t(c));
+    files.push_back(0);
+    put32(cutab, 0);
+    pctab.push_back(0);
+    struct F { const char* n; uint32_t off, len; std::vector<std::pair<int32_t, uint32_t>> line; };
+    std::vector<F> fs = {
+        {"main.writer", 0x00, 0x40, {{30, 0x20}, {31, 0x20}}},
+        {"runtime.mapdelete_fast64", 0x40, 0x20, {{300, 0x20}}},
+        {"runtime.mapassign_fast64", 0x60, 0x30, {{200, 0x30}}},
+    };
+    pcln.resize((fs.size() + 1) * 8);
+    for (size_t i = 0; i < fs.size(); ++i) {
+      const F& f = fs[i];
+      uint32_t n = name(f.n);
+      uint32_t filet = uint32_t(pctab.size()); pcvalue_table(pctab, {{0, f.len}});
+      uint32_t line = uint32_t(pctab.size()); pcvalue_table(pctab, f.line);
+      uint32_t sp = uint32_t(pctab.size()); pcvalue_table(pctab, {{0, f.len}});
+      uint32_t off = uint32_t(pcln.size());
+      for (uint32_t v : {f.off, n, 0u, 0u, sp, filet, line, 0u, 0u, 0u}) put32(pcln, v);
+      pcln.insert(pcln.end(), {0, 0, 0, 0});
+      set32(pcln, i * 8, f.off);
+      set32(pcln, i * 8 + 4, off);
+    }
+    set32(pcln, fs.size() * 8, 0x90);
+    tab.resize(72);
+    set32(tab, 0, 0xfffffff1u);
+    tab[6] = 1; tab[7] = 8;
+    set64(tab, 8, fs.size());
+    set64(tab, 16, 1);
+    for (auto [field, part] : std::vector<std::pair<size_t, Buf*>>{{32, &names}, {40, &cutab}, {48, &files}, {56, &pctab}, {64, &pcln}}) {
+      set64(tab, field, tab.size());
+      tab.insert(tab.end(), part->begin(), part->end());
+    }
+    md.text = RemoteAddr(kText);
+    md.gofunc = RemoteAddr(0x500000);
+  }
+  std::unique_ptr<Pclntab> load() const {
+    auto p = Pclntab::from_bytes(Bytes(tab), md, *GoVersion::parse("go1.26.1"), Bytes{});
+    REQUIRE(p.ok());
+    return std::move(p).value();
+  }
+};
+
+constexpr uint64_t kG = 0xc000002000, kMap = 0xc000072150, kMapType = 0x4b0000, kKeyType = 0x4b1000;
+constexpr uint64_t kSp = 0xc000040f00, kBp = 0xc000040f40;
+
+// go1.26-like layouts: goid at 0x98, swiss map type's Key at 0x30, abi.Type Size_ 0 / Kind_ 0x17.
+RuntimeLayouts layouts() {
+  RuntimeLayouts L;
+  L.g_goid = 0x98;
+  L.smaptype_key = 0x30;
+  L.hmaptype_key = 0x30;
+  L.type_size = 0;
+  L.type_kind = 0x17;
+  return L;
+}
+
+Probe probe(const char* fn, ProbeRole role, const char* map_reg, const char* key_kind) {
+  Probe p;
+  p.function = fn;
+  p.role = role;
+  p.map_reg = map_reg;
+  p.key_reg = *key_kind ? "rcx" : "";
+  p.key_kind = key_kind;
+  return p;
+}
+
+struct Fixture {
+  Table table;
+  std::unique_ptr<Pclntab> pcln = table.load();
+  FakeMemory mem;
+  int64_t slide = 0;
+  DecodeContext ctx() {
+    DecodeContext c;
+    c.pclntab = pcln.get();
+    c.layouts = layouts();
+    c.map_impl = MapImpl::kSwiss;
+    c.mem = &mem;
+    c.slide = slide;
+    return c;
+  }
+  // A key type of KIND and SIZE, and g with GOID.
+  void key_type(uint8_t kind, uint64_t size) {
+    mem.put(RemoteAddr(kMapType + 0x30), kKeyType);
+    mem.put(RemoteAddr(kKeyType), size);
+    mem.put(RemoteAddr(kKeyType + 0x17), kind);
+  }
+  ThreadRegs regs(uint64_t key) {
+    ThreadRegs r;
+    r.tid = 3601;
+    r.rax = kMapType;
+    r.rbx = kMap;
+    r.rcx = key;
+    r.r14 = kG;
+    r.rsp = kSp;
+    r.rbp = kBp;
+    r.rip = kText + 0x60 + slide;
+    return r;
+  }
+};
+
+}  // namespace
+
+TEST_CASE("map_event: fast64 entry: goid from g, signed key, caller at RET-1") {
+  Fixture f;
+  f.mem.put(RemoteAddr(kG + 0x98), uint64_t{7});
+  f.key_type(6 /* int64 */, 8);
+  f.mem.put(RemoteAddr(kSp), uint64_t{kText + 0x25});  // return address into main.writer line 31
+  auto e = decode_map_write(probe("runtime.mapassign_fast64", ProbeRole::kMapAssign, "rbx", "u64"), f.regs(uint64_t(-5)), 0,
+                            f.ctx(), 1234567);
+  REQUIRE(e.ok());
+  CHECK(e->goroutine == 7);
+  CHECK(e->thread == 3601);
+  CHECK(e->op == "assign");
+  CHECK(e->map == RemoteAddr(kMap));
+  REQUIRE(e->key);
+  CHECK(e->key->text() == "-5");
+  REQUIRE(e->caller.size() == 1);
+  CHECK(e->caller[0].function == "main.writer");
+  CHECK(e->caller[0].file == "/src/m.go");
+  CHECK(e->caller[0].line == 31);
+  // Exactly the --log shape.
+  CHECK(to_json(*e).dump() ==
+        R"({"caller":{"file":"/src/m.go","function":"main.writer","line":31},"function":"runtime.mapassign_fast64",)"
+        R"("goroutine":7,"inlined_into":[],"key":-5,"map":"0xc000072150","op":"assign","thread":3601,"time_ns":1234567})");
+  CHECK(to_text(*e) == "goroutine 7 thread 3601 assign map 0xc000072150 key -5 in runtime.mapassign_fast64 from main.writer at /src/m.go:31");
+}
+
+TEST_CASE("map_event: RET-1 matters: a return address at the next line's start is the call's line") {
+  Fixture f;
+  f.mem.put(RemoteAddr(kG + 0x98), uint64_t{9});
+  f.mem.put(RemoteAddr(kSp), uint64_t{kText + 0x20});  // the call ends at +0x20 (line 30)
+  auto e = decode_map_write(probe("runtime.mapassign_fast64", ProbeRole::kMapAssign, "rbx", "u64"), f.regs(42), 0, f.ctx(), 1);
+  REQUIRE(e.ok());
+  REQUIRE(e->key);
+  CHECK(e->key->text() == "42");  // no key type readable: unsigned
+  REQUIRE(!e->caller.empty());
+  CHECK(e->caller[0].line == 30);
+}
+
+TEST_CASE("map_event: PIE slide and the return address from a perf sample") {
+  Fixture f;
+  f.slide = 0x555555000000 - 0x400000;
+  f.mem.put(RemoteAddr(kG + 0x98), uint64_t{12});
+  auto e = decode_map_write(probe("runtime.mapassign_fast64", ProbeRole::kMapAssign, "rbx", "u64"), f.regs(1),
+                            kText + 0x25 + uint64_t(f.slide), f.ctx(), 1);
+  REQUIRE(e.ok());
+  REQUIRE(!e->caller.empty());
+  CHECK(e->caller[0].function == "main.writer");
+  CHECK(e->goroutine == 12);
+}
+
+TEST_CASE("map_event: faststr key (ptr RCX, len RDI) and unreadable g") {
+  Fixture f;
+  f.mem.add(RemoteAddr(0xc000100000), {'h', 'e', 'l', 'l', 'o', '"'});
+  auto r = f.regs(0xc000100000);
+  r.rdi = 6;
+  auto e = decode_map_write(probe("runtime.mapassign_faststr", ProbeRole::kMapAssign, "rbx", "str"), r, kText + 0x25, f.ctx(), 1);
+  REQUIRE(e.ok());
+  CHECK(e->goroutine == 0);
+  REQUIRE(e->key);
+  CHECK(e->key->text() == R"("hello\"")");
+  CHECK(to_json(*e)["key"] == "hello\"");
+}
+
+TEST_CASE("map_event: generic mapassign reads the key through its pointer, sized by the key type") {
+  Fixture f;
+  f.key_type(5 /* int32 */, 4);
+  f.mem.put(RemoteAddr(0xc000200000), uint32_t(0xfffffffe));
+  auto e = decode_map_write(probe("runtime.mapassign", ProbeRole::kMapAssign, "rbx", "indirect"), f.regs(0xc000200000),
+                            kText + 0x25, f.ctx(), 1);
+  REQUIRE(e.ok());
+  REQUIRE(e->key);
+  CHECK(e->key->text() == "-2");
+
+  SUBCASE("string key through the pointer") {
+    f.key_type(24 /* string */, 16);
+    f.mem.put(RemoteAddr(0xc000300000), uint64_t{0xc000300100});
+    f.mem.put(RemoteAddr(0xc000300008), uint64_t{3});
+    f.mem.add(RemoteAddr(0xc000300100), {'a', 'b', 'c'});
+    auto s = decode_map_write(probe("runtime.mapassign", ProbeRole::kMapAssign, "rbx", "indirect"), f.regs(0xc000300000),
+                              kText + 0x25, f.ctx(), 1);
+    REQUIRE(s.ok());
+    REQUIRE(s->key);
+    CHECK(s->key->text() == "\"abc\"");
+  }
+  SUBCASE("a struct key is omitted") {
+    f.key_type(25 /* struct */, 16);
+    auto s = decode_map_write(probe("runtime.mapassign", ProbeRole::kMapAssign, "rbx", "indirect"), f.regs(0xc000300000),
+                              kText + 0x25, f.ctx(), 1);
+    REQUIRE(s.ok());
+    CHECK(!s->key);
+    CHECK(!to_json(*s).contains("key"));
+  }
+}
+
+TEST_CASE("map_event: (*Map).Delete: map in RAX, type in RBX; runtime caller skipped via BP chain") {
+  Fixture f;
+  f.key_type(11 /* uint64 */, 8);
+  auto r = f.regs(0);
+  r.rax = kMap;
+  r.rbx = kMapType;
+  r.rcx = 0xc000400000;  // key pointer
+  f.mem.put(RemoteAddr(0xc000400000), uint64_t{99});
+  // Called from runtime.mapdelete_fast64 (+0x48), whose frame at BP returns into main.writer.
+  f.mem.put(RemoteAddr(kSp), uint64_t{kText + 0x48});
+  f.mem.put(RemoteAddr(kBp), uint64_t{kBp + 0x40});
+  f.mem.put(RemoteAddr(kBp + 8), uint64_t{kText + 0x25});
+  auto e = decode_map_write(probe("internal/runtime/maps.(*Map).Delete", ProbeRole::kMapDelete, "rax", "indirect"), r, 0,
+                            f.ctx(), 1);
+  REQUIRE(e.ok());
+  CHECK(e->op == "delete");
+  CHECK(e->map == RemoteAddr(kMap));
+  REQUIRE(e->key);
+  CHECK(e->key->text() == "99");
+  REQUIRE(!e->caller.empty());
+  CHECK(e->caller[0].function == "main.writer");
+}
+
+TEST_CASE("map_event: mapclear has no key; a missing map register is an error") {
+  Fixture f;
+  auto e = decode_map_write(probe("runtime.mapclear", ProbeRole::kMapClear, "rbx", ""), f.regs(0), kText + 0x25, f.ctx(), 1);
+  REQUIRE(e.ok());
+  CHECK(e->op == "clear");
+  CHECK(!e->key);
+  auto bad = decode_map_write(probe("runtime.mapclear", ProbeRole::kMapClear, "", ""), f.regs(0), kText + 0x25, f.ctx(), 1);
+  CHECK(!bad.ok());
+}
+
+TEST_CASE("map_event: watch hit mid-function: function at rip, caller from [RBP+8]") {
+  Fixture f;
+  f.mem.put(RemoteAddr(kG + 0x98), uint64_t{5});
+  auto r = f.regs(0);
+  r.rip = kText + 0x70;  // inside runtime.mapassign_fast64
+  f.mem.put(RemoteAddr(kBp), uint64_t{kBp + 0x40});
+  f.mem.put(RemoteAddr(kBp + 8), uint64_t{kText + 0x25});
+  auto e = decode_watch_hit(RemoteAddr(kMap), r, 1, 0xff, f.ctx(), 1);
+  REQUIRE(e.ok());
+  CHECK(e->op == "write-begin");
+  CHECK(e->function == "runtime.mapassign_fast64");
+  CHECK(e->goroutine == 5);
+  REQUIRE(!e->caller.empty());
+  CHECK(e->caller[0].function == "main.writer");
+  auto end = decode_watch_hit(RemoteAddr(kMap), r, 0, 0xff, f.ctx(), 1);
+  REQUIRE(end.ok());
+  CHECK(end->op == "write-end");
+}
