@@ -34,6 +34,7 @@ const std::vector<Command>& commands();
 extern const Command kInspectCommand;
 extern const Command kSymbolizeCommand;
 extern const Command kLayoutsCommand;
+extern const Command kProbeCommand;
 
 /// Tiny option scanner shared by the subcommands: --flag, --key=value, --key value.
 class OptionParser {

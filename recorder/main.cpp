@@ -10,7 +10,7 @@
 namespace gort::recorder {
 
 const std::vector<Command>& commands() {
-  static const std::vector<Command> c = {kInspectCommand, kSymbolizeCommand, kLayoutsCommand};
+  static const std::vector<Command> c = {kInspectCommand, kSymbolizeCommand, kLayoutsCommand, kProbeCommand};
   return c;
 }
 

@@ -1,0 +1,3 @@
+module gort.example/mapcount
+
+go 1.21
