@@ -8,6 +8,8 @@
 
 #include <doctest/doctest.h>
 
+#include "tests/unit/synthetic_pclntab.h"
+
 #include <cstring>
 #include <string>
 #include <vector>
@@ -16,79 +18,23 @@ using namespace gort::core;
 
 namespace {
 
-using Buf = std::vector<uint8_t>;
-void put32(Buf& b, uint32_t v) { for (int i = 0; i < 4; i++) b.push_back(uint8_t(v >> (8 * i))); }
-void set32(Buf& b, size_t at, uint32_t v) { for (int i = 0; i < 4; i++) b[at + i] = uint8_t(v >> (8 * i)); }
-void set64(Buf& b, size_t at, uint64_t v) { for (int i = 0; i < 8; i++) b[at + i] = uint8_t(v >> (8 * i)); }
-void uvarint(Buf& b, uint32_t v) {
-  while (v >= 0x80) { b.push_back(uint8_t(v | 0x80)); v >>= 7; }
-  b.push_back(uint8_t(v));
-}
-void pcvalue_table(Buf& b, std::vector<std::pair<int32_t, uint32_t>> runs) {
-  int32_t prev = -1;
-  for (auto [v, len] : runs) {
-    int32_t d = v - prev;
-    uvarint(b, uint32_t(d << 1) ^ uint32_t(d >> 31));
-    uvarint(b, len);
-    prev = v;
-  }
-  b.push_back(0);
-}
-
-constexpr uint64_t kText = 0x401000;
+using gort::test::Buf;
+using gort::test::kText;
+using gort::test::set64;
 
 // Go 1.20+ pclntab, one file (m.go), four functions:
 //   main.leaf       [+0x00,+0x10) frameless (pcsp 0), line 10
 //   main.mid        [+0x10,+0x40) PUSHQ BP at +0x10 (1 byte), MOVQ SP,BP (3), SUBQ: frame 0x20; line 20
 //   main.main       [+0x40,+0x80) same prologue, frame 0x30; line 100 before +0x50, 101 from it
 //   runtime.goexit  [+0x80,+0x90) line 1
-struct Table {
-  Buf tab;
-  ModuleData md;
-  Table() {
-    Buf names, cutab, files, pctab, pcln;
-    auto name = [&](const char* s) { uint32_t o = uint32_t(names.size()); names.insert(names.end(), s, s + strlen(s) + 1); return o; };
-    files.insert(files.end(), {'m', '.', 'g', 'o', 0});
-    put32(cutab, 0);
-    pctab.push_back(0);
-    struct F { const char* n; uint32_t off, len; std::vector<std::pair<int32_t, uint32_t>> sp, line; };
-    std::vector<F> fs = {
-        {"main.leaf", 0x00, 0x10, {{0, 0x10}}, {{10, 0x10}}},
-        {"main.mid", 0x10, 0x30, {{0, 1}, {8, 3}, {0x20, 0x2c}}, {{20, 0x30}}},
-        {"main.main", 0x40, 0x40, {{0, 1}, {8, 3}, {0x30, 0x3c}}, {{100, 0x10}, {101, 0x30}}},
-        {"runtime.goexit", 0x80, 0x10, {{0, 0x10}}, {{1, 0x10}}},
-    };
-    pcln.resize((fs.size() + 1) * 8);
-    for (size_t i = 0; i < fs.size(); ++i) {
-      const F& f = fs[i];
-      uint32_t n = name(f.n);
-      uint32_t file = uint32_t(pctab.size()); pcvalue_table(pctab, {{0, f.len}});
-      uint32_t line = uint32_t(pctab.size()); pcvalue_table(pctab, f.line);
-      uint32_t sp = uint32_t(pctab.size()); pcvalue_table(pctab, f.sp);
-      uint32_t off = uint32_t(pcln.size());
-      for (uint32_t v : {f.off, n, 0u, 0u, sp, file, line, 0u, 0u, 0u}) put32(pcln, v);
-      pcln.insert(pcln.end(), {0, 0, 0, 0});
-      set32(pcln, i * 8, f.off);
-      set32(pcln, i * 8 + 4, off);
-    }
-    set32(pcln, fs.size() * 8, 0x90);
-    tab.resize(72);
-    set32(tab, 0, 0xfffffff1u);
-    tab[6] = 1; tab[7] = 8;
-    set64(tab, 8, fs.size());
-    set64(tab, 16, 1);
-    for (auto [field, part] : std::vector<std::pair<size_t, Buf*>>{{32, &names}, {40, &cutab}, {48, &files}, {56, &pctab}, {64, &pcln}}) {
-      set64(tab, field, tab.size());
-      tab.insert(tab.end(), part->begin(), part->end());
-    }
-    md.text = RemoteAddr(kText);
-    md.gofunc = RemoteAddr(0x500000);
-  }
-  std::unique_ptr<Pclntab> load() const {
-    auto p = Pclntab::from_bytes(Bytes(tab), md, *GoVersion::parse("go1.26.1"), Bytes{});
-    REQUIRE(p.ok());
-    return std::move(p).value();
-  }
+struct Table : gort::test::SyntheticPclntab {
+  Table()
+      : SyntheticPclntab("m.go", {
+                                     {"main.leaf", 0x00, 0x10, {{10, 0x10}}},
+                                     {"main.mid", 0x10, 0x30, {{20, 0x30}}, {{0, 1}, {8, 3}, {0x20, 0x2c}}},
+                                     {"main.main", 0x40, 0x40, {{100, 0x10}, {101, 0x30}}, {{0, 1}, {8, 3}, {0x30, 0x3c}}},
+                                     {"runtime.goexit", 0x80, 0x10, {{1, 0x10}}},
+                                 }) {}
 };
 
 std::vector<std::string> describe(const Unwound& u) {

@@ -7,6 +7,8 @@
 
 #include <doctest/doctest.h>
 
+#include "tests/unit/synthetic_pclntab.h"
+
 #include <cstring>
 #include <string>
 #include <vector>
@@ -15,78 +17,21 @@ using namespace gort::core;
 
 namespace {
 
-using Buf = std::vector<uint8_t>;
-void put32(Buf& b, uint32_t v) { for (int i = 0; i < 4; i++) b.push_back(uint8_t(v >> (8 * i))); }
-void set32(Buf& b, size_t at, uint32_t v) { for (int i = 0; i < 4; i++) b[at + i] = uint8_t(v >> (8 * i)); }
-void set64(Buf& b, size_t at, uint64_t v) { for (int i = 0; i < 8; i++) b[at + i] = uint8_t(v >> (8 * i)); }
-void uvarint(Buf& b, uint32_t v) {
-  while (v >= 0x80) { b.push_back(uint8_t(v | 0x80)); v >>= 7; }
-  b.push_back(uint8_t(v));
-}
-void pcvalue_table(Buf& b, std::vector<std::pair<int32_t, uint32_t>> runs) {
-  int32_t prev = -1;
-  for (auto [v, len] : runs) {
-    int32_t d = v - prev;
-    uvarint(b, uint32_t(d << 1) ^ uint32_t(d >> 31));
-    uvarint(b, len);
-    prev = v;
-  }
-  b.push_back(0);
-}
-
-constexpr uint64_t kText = 0x401000;
+using gort::test::Buf;
+using gort::test::kText;
+using gort::test::set64;
 
 // Go 1.20+ pclntab, one file (/src/m.go), three functions:
 //   main.writer                    [+0x00,+0x40) line 30 before +0x20, 31 from it
 //   runtime.mapdelete_fast64       [+0x40,+0x60) line 300
 //   runtime.mapassign_fast64       [+0x60,+0x90) line 200
-struct Table {
-  Buf tab;
-  ModuleData md;
-  Table() {
-    Buf names, cutab, files, pctab, pcln;
-    auto name = [&](const char* s) { uint32_t o = uint32_t(names.size()); names.insert(names.end(), s, s + strlen(s) + 1); return o; };
-    for (char c : std::string("/src/m.go")) files.push_back(uint8_t(c));
-    files.push_back(0);
-    put32(cutab, 0);
-    pctab.push_back(0);
-    struct F { const char* n; uint32_t off, len; std::vector<std::pair<int32_t, uint32_t>> line; };
-    std::vector<F> fs = {
-        {"main.writer", 0x00, 0x40, {{30, 0x20}, {31, 0x20}}},
-        {"runtime.mapdelete_fast64", 0x40, 0x20, {{300, 0x20}}},
-        {"runtime.mapassign_fast64", 0x60, 0x30, {{200, 0x30}}},
-    };
-    pcln.resize((fs.size() + 1) * 8);
-    for (size_t i = 0; i < fs.size(); ++i) {
-      const F& f = fs[i];
-      uint32_t n = name(f.n);
-      uint32_t filet = uint32_t(pctab.size()); pcvalue_table(pctab, {{0, f.len}});
-      uint32_t line = uint32_t(pctab.size()); pcvalue_table(pctab, f.line);
-      uint32_t sp = uint32_t(pctab.size()); pcvalue_table(pctab, {{0, f.len}});
-      uint32_t off = uint32_t(pcln.size());
-      for (uint32_t v : {f.off, n, 0u, 0u, sp, filet, line, 0u, 0u, 0u}) put32(pcln, v);
-      pcln.insert(pcln.end(), {0, 0, 0, 0});
-      set32(pcln, i * 8, f.off);
-      set32(pcln, i * 8 + 4, off);
-    }
-    set32(pcln, fs.size() * 8, 0x90);
-    tab.resize(72);
-    set32(tab, 0, 0xfffffff1u);
-    tab[6] = 1; tab[7] = 8;
-    set64(tab, 8, fs.size());
-    set64(tab, 16, 1);
-    for (auto [field, part] : std::vector<std::pair<size_t, Buf*>>{{32, &names}, {40, &cutab}, {48, &files}, {56, &pctab}, {64, &pcln}}) {
-      set64(tab, field, tab.size());
-      tab.insert(tab.end(), part->begin(), part->end());
-    }
-    md.text = RemoteAddr(kText);
-    md.gofunc = RemoteAddr(0x500000);
-  }
-  std::unique_ptr<Pclntab> load() const {
-    auto p = Pclntab::from_bytes(Bytes(tab), md, *GoVersion::parse("go1.26.1"), Bytes{});
-    REQUIRE(p.ok());
-    return std::move(p).value();
-  }
+struct Table : gort::test::SyntheticPclntab {
+  Table()
+      : SyntheticPclntab("/src/m.go", {
+                                          {"main.writer", 0x00, 0x40, {{30, 0x20}, {31, 0x20}}},
+                                          {"runtime.mapdelete_fast64", 0x40, 0x20, {{300, 0x20}}},
+                                          {"runtime.mapassign_fast64", 0x60, 0x30, {{200, 0x30}}},
+                                      }) {}
 };
 
 constexpr uint64_t kG = 0xc000002000, kMap = 0xc000072150, kMapType = 0x4b0000, kKeyType = 0x4b1000;

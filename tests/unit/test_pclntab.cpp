@@ -5,6 +5,8 @@
 
 #include <doctest/doctest.h>
 
+#include "tests/unit/synthetic_pclntab.h"
+
 #include <cstring>
 #include <random>
 #include <string>
@@ -14,28 +16,7 @@ using namespace gort::core;
 
 namespace {
 
-using Buf = std::vector<uint8_t>;
-
-void put32(Buf& b, uint32_t v) { for (int i = 0; i < 4; i++) b.push_back(uint8_t(v >> (8 * i))); }
-void set32(Buf& b, size_t at, uint32_t v) { for (int i = 0; i < 4; i++) b[at + i] = uint8_t(v >> (8 * i)); }
-void set64(Buf& b, size_t at, uint64_t v) { for (int i = 0; i < 8; i++) b[at + i] = uint8_t(v >> (8 * i)); }
-void uvarint(Buf& b, uint32_t v) {
-  while (v >= 0x80) { b.push_back(uint8_t(v | 0x80)); v >>= 7; }
-  b.push_back(uint8_t(v));
-}
-// One pcvalue table from (value, pc length) runs, as cmd/internal/obj/pcln.go writes it.
-void pcvalue_table(Buf& b, std::vector<std::pair<int32_t, uint32_t>> runs) {
-  int32_t prev = -1;
-  for (auto [v, len] : runs) {
-    int32_t d = v - prev;
-    uvarint(b, uint32_t(d << 1) ^ uint32_t(d >> 31));
-    uvarint(b, len);
-    prev = v;
-  }
-  b.push_back(0);
-}
-
-constexpr uint64_t kText = 0x401000;
+using namespace gort::test;
 
 // A Go 1.20+ pclntab with two functions:
 //   main.a  [text+0x00, +0x20)  a.go, line 10 then 11 from +0x10
