@@ -7,6 +7,7 @@ void register_commands(lldb::SBCommand& root) {
   register_info_commands(root);
   register_map_commands(root);
   register_goroutine_commands(root);
+  register_break_commands(root);
 }
 
 }  // namespace gort::plugin

@@ -9,4 +9,5 @@ void register_commands(lldb::SBCommand& root);
 void register_info_commands(lldb::SBCommand& root);  // cmd_info.cpp: gort info, gort version
 void register_map_commands(lldb::SBCommand& root);   // cmd_map.cpp: gort map
 void register_goroutine_commands(lldb::SBCommand& root);  // cmd_goroutines.cpp: gort goroutines, gort bt
+void register_break_commands(lldb::SBCommand& root);  // cmd_break.cpp: gort break maps/clear, gort watch map, gort hit
 }  // namespace gort::plugin
