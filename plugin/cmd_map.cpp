@@ -16,6 +16,7 @@
 #include "core/goruntime/maps.h"
 #include "core/target/memory.h"
 #include "plugin/commands.h"
+#include "plugin/lldb_target.h"
 
 #include <fmt/core.h>
 #include <nlohmann/json.hpp>
@@ -30,25 +31,6 @@ namespace gort::plugin {
 namespace {
 
 using core::RemoteAddr;
-
-// Memory of the LLDB process. Minimal on purpose: plugin/lldb_target.{h,cpp} will offer a
-// faster /proc/PID/mem adapter; switch to it when it lands.
-class SBProcessMemory final : public core::Memory {
- public:
-  explicit SBProcessMemory(lldb::SBProcess p) : p_(p) {}
-  core::Result<void> read(RemoteAddr addr, std::span<uint8_t> out) const override {
-    if (out.empty()) return {};
-    lldb::SBError err;
-    size_t n = const_cast<lldb::SBProcess&>(p_).ReadMemory(addr.value(), out.data(), out.size(), err);
-    if (err.Fail() || n != out.size())
-      return core::make_error(core::ErrorKind::kIo, "cannot read {} bytes at {}: {}", out.size(), addr,
-                              err.GetCString() ? err.GetCString() : "short read");
-    return {};
-  }
-
- private:
-  lldb::SBProcess p_;
-};
 
 struct Options {
   std::optional<std::string> addr, type;
@@ -151,17 +133,25 @@ std::string type_desc(const core::GoTypeInfo& t, bool indirect) {
   return fmt::format("{}({}){}", k, t.size, indirect ? " indirect" : "");
 }
 
+// hmap.flags bits (runtime/map.go: iterator 1, oldIterator 2, hashWriting 4, sameSizeGrow 8).
+std::string hmap_flag_names(uint8_t f) {
+  static const char* const names[] = {"iterator", "oldIterator", "hashWriting", "sameSizeGrow"};
+  std::string out;
+  for (int i = 0; i < 4; i++)
+    if (f & (1u << i)) out += std::string(out.empty() ? "" : "|") + names[i];
+  return out.empty() ? "" : " (" + out + ")";
+}
+
 std::string header_line(const core::MapHeader& h) {
   if (h.impl == core::MapImpl::kHmap)
-    return fmt::format("map      {} hmap count={} writing={} flags={:#x} B={} buckets={} oldbuckets={} nevacuate={}"
+    return fmt::format("map      {} hmap count={} writing={} flags={:#x}{} B={} buckets={} oldbuckets={} nevacuate={}"
                        " noverflow={}{}",
-                       h.addr, h.count, h.writing ? 1 : 0, h.flags, h.b, h.buckets, h.oldbuckets, h.nevacuate,
-                       h.noverflow, h.growing() ? " (growing)" : "");
+                       h.addr, h.count, h.writing, h.flags, hmap_flag_names(h.flags), h.b, h.buckets, h.oldbuckets,
+                       h.nevacuate, h.noverflow, h.growing() ? " (growing)" : "");
   if (h.small())
-    return fmt::format("map      {} swiss count={} writing={} small group={}", h.addr, h.count, h.writing_byte,
-                       h.dir_ptr);
+    return fmt::format("map      {} swiss count={} writing={} small group={}", h.addr, h.count, h.writing, h.dir_ptr);
   return fmt::format("map      {} swiss count={} writing={} dirLen={} globalDepth={} tables={}", h.addr, h.count,
-                     h.writing_byte, h.dir_len, h.global_depth, h.tables.size());
+                     h.writing, h.dir_len, h.global_depth, h.tables.size());
 }
 
 nlohmann::json to_json(const core::MapHeader& h, const core::MapTypeInfo* t, const core::MapContents* c,
@@ -221,19 +211,11 @@ class MapCommand : public lldb::SBCommandPluginInterface {
     if (auto err = parse_options(command, o); !err.empty())
       return fail(result, err + "; usage: gort map [ADDR] [--type TYPEADDR | --key-size N --elem-size M] "
                                 "[--limit N] [--json]");
-    lldb::SBTarget target = debugger.GetSelectedTarget();
-    if (!target.IsValid()) return fail(result, "no target; create one first (`target create ./prog`)");
-    lldb::SBProcess process = target.GetProcess();
-    if (!process.IsValid() || process.GetState() != lldb::eStateStopped)
-      return fail(result, "no stopped process; run to a breakpoint first (`process launch`, `process interrupt`)");
-    char path[4096];
-    lldb::SBFileSpec exe = target.GetExecutable();
-    if (!exe.IsValid() || exe.GetPath(path, sizeof path) == 0) return fail(result, "the target has no executable file");
-    auto bin = core::GoBinary::open(path);
-    if (!bin) return fail(result, bin.error().message);
-    const core::GoBinary& b = **bin;
-    lldb::SBFrame frame = process.GetSelectedThread().GetSelectedFrame();
-    SBProcessMemory mem(process);
+    auto gt = open_go_target(debugger);
+    if (!gt) return fail(result, gt.error().message);
+    const core::GoBinary& b = *gt->bin;
+    lldb::SBFrame frame = gt->process.GetSelectedThread().GetSelectedFrame();
+    const core::Memory& mem = *gt->mem;
 
     auto entry = map_function_entry(b, frame);
     RemoteAddr map_addr;
@@ -251,7 +233,10 @@ class MapCommand : public lldb::SBCommandPluginInterface {
     }
 
     auto h = core::read_map_header(mem, b.layouts(), b.map_impl(), map_addr);
-    if (!h) return fail(result, h.error().message);
+    if (!h)
+      return fail(result, h.error().message + (source == "argument" ? "; is it a map pointer? (at the entry of "
+                                                                      "runtime.mapassign* the map is in RBX)"
+                                                                    : ""));
 
     std::optional<core::MapTypeInfo> type;
     std::string no_type_hint;
@@ -259,7 +244,7 @@ class MapCommand : public lldb::SBCommandPluginInterface {
       auto ta = eval_addr(frame, *o.type);
       if (!ta) return fail(result, ta.error().message);
       auto t = core::read_map_type(mem, b.layouts(), b.map_impl(), *ta);
-      if (!t) return fail(result, t.error().message);
+      if (!t) return fail(result, fmt::format("--type {}: {}", *o.type, t.error().message));
       type = *t;
     } else if (o.key_size) {
       type = core::map_type_from_sizes(b.map_impl(), *o.key_size, *o.elem_size);
@@ -289,12 +274,16 @@ class MapCommand : public lldb::SBCommandPluginInterface {
     std::string out = header_line(*h) + "\n";
     if (source != "argument") out += fmt::format("from     {} entry: RBX/RAX\n", source);
     if (type) {
-      out += fmt::format("type     {} key {} elem {}\n", type->addr, type_desc(type->key, type->indirect_key),
-                         type_desc(type->elem, type->indirect_elem));
+      out += fmt::format("type     {} key {} elem {}\n",
+                         type->addr.is_null() ? std::string("(sizes from --key-size/--elem-size)") : fmt::format("{}", type->addr),
+                         type_desc(type->key, type->indirect_key), type_desc(type->elem, type->indirect_elem));
       for (auto& e : contents->entries) out += fmt::format("  {}: {}\n", e.key, e.elem);
-      out += fmt::format("{} of {} entries shown", contents->entries.size(), contents->found);
-      if (contents->entries.size() < contents->found) out += " (--limit N for more)";
-      out += "\n";
+      if (contents->found == 0)
+        out += "no entries\n";
+      else if (contents->entries.size() < contents->found)
+        out += fmt::format("{} of {} entries shown (--limit N for more)\n", contents->entries.size(), contents->found);
+      else
+        out += fmt::format("{} {}\n", contents->found, contents->found == 1 ? "entry" : "entries");
       for (auto& w : contents->warnings) out += fmt::format("warning: {}\n", w);
     } else {
       out += fmt::format("note: {}\n", no_type_hint);

@@ -16,8 +16,11 @@ core::Result<void> LldbMemory::read(core::RemoteAddr addr, std::span<uint8_t> ou
   lldb::SBError err;
   size_t n = p_.ReadMemory(addr.value(), out.data(), out.size(), err);
   if (err.Fail() || n != out.size()) {
-    return core::make_error(core::ErrorKind::kIo, "cannot read {} bytes at {}: {}", out.size(), addr,
-                            err.GetCString() ? err.GetCString() : "short read");
+    // LLDB's own text ("memory read failed for 0x0") names the page, not ADDR: say it plainly.
+    return core::make_error(core::ErrorKind::kIo, "cannot read {} bytes at {}: not in the {}", out.size(), addr,
+                            std::strcmp(p_.GetPluginName() ? p_.GetPluginName() : "", "elf-core") == 0
+                                ? "core file (not dumped, or not mapped)"
+                                : "process memory (not mapped)");
   }
   return {};
 }
@@ -59,7 +62,7 @@ core::Result<GoTarget> open_go_target(lldb::SBDebugger& debugger) {
   t.bin = std::move(bin).value();
   t.process = t.target.GetProcess();
   if (!t.process.IsValid()) {
-    return core::make_error(core::ErrorKind::kBadInput, "no process; run the program first (`run`, `process attach -p PID`)");
+    return core::make_error(core::ErrorKind::kBadInput, "no process; run the program to a stop first (`run` to a breakpoint, `process attach -p PID`), or open a core (`target create BIN --core CORE`)");
   }
   configure_sigurg(debugger, t.target);
   lldb::StateType st = t.process.GetState();

@@ -70,6 +70,26 @@ std::string quote(std::string_view s) {
   return out + "\"";
 }
 
+// A value of unknown kind (sizes from --key-size/--elem-size): an integer when it has an
+// integer's size, else little-endian 8-byte words, else bytes.
+std::string unknown_kind(const Memory& m, RemoteAddr addr, uint64_t size) {
+  if (size == 1 || size == 2 || size == 4 || size == 8) {
+    uint64_t raw = 0;
+    if (!m.read(addr, std::span<uint8_t>(reinterpret_cast<uint8_t*>(&raw), size))) return fmt::format("<unreadable at {}>", addr);
+    return fmt::format("{}", raw);
+  }
+  if (size % 8 == 0 && size <= 64) {
+    std::string out = "{";
+    for (uint64_t off = 0; off < size; off += 8) {
+      auto w = m.read_u64(addr + off);
+      if (!w) return fmt::format("<unreadable at {}>", addr + off);
+      out += fmt::format("{}{:#x}", off ? ", " : "", *w);
+    }
+    return out + "}";
+  }
+  return {};
+}
+
 std::string hex_bytes(const Memory& m, RemoteAddr addr, uint64_t size) {
   uint64_t n = std::min<uint64_t>(size, kMaxStringShown);
   std::vector<uint8_t> b(n);
@@ -143,6 +163,11 @@ std::string format_value(const Memory& m, const GoTypeInfo& t, RemoteAddr a) {
     case GoKind::kFunc: {
       auto p = m.read_ptr(a);
       return p ? fmt::format("{}", *p) : bad();
+    }
+    case GoKind::kInvalid: {
+      std::string v = unknown_kind(m, a, t.size);
+      if (!v.empty()) return v;
+      break;
     }
     default: break;
   }

@@ -28,7 +28,8 @@ contents, messages, column alignment) is kept exactly. Rules, in the order appli
    differ within one map implementation (Go 1.21: 4 and 6, 1.22: 4 and 8, 1.23: 5 and 8
    for samples/goroutines); tests/e2e/test_plugin.py checks the numbers against
    `gort inspect`.
-4. Process ids: `Process 1234 ...` (LLDB) -> `Process PID`.
+4. Process ids: `Process 1234 ...` (LLDB) and `in process 1234` (gort's memory errors)
+   -> `Process PID` / `in process PID`.
 5. Thread ids (Linux tids), numbered by first appearance: `thread 1234]` (gort bt),
    `"thread": 1234` (JSON), `tid = 1234` (LLDB), and the THREAD column of the
    `gort goroutines` table -> `TID1`, `TID2`, ... LLDB's own thread index
@@ -68,6 +69,7 @@ BARE_LINE_RE = re.compile(r"(?<![\w/$.-])([\w.-]+\.(?:go|s)):\d+(?::\d+)?")
 JSON_FILE_RE = re.compile(r'"file": "([^"]*)"')
 JSON_LINE_RE = re.compile(r'^(\s*"line": )\d+')
 PID_RE = re.compile(r"\bProcess \d+\b")
+GORT_PID_RE = re.compile(r"\bin process \d+\b")
 LLDB_THREAD_INDEX_RE = re.compile(r"\bthread #\d+")
 TID_RES = [re.compile(r"(\bthread )(\d+)(\])"), re.compile(r'("thread": )(\d+)\b'),
            re.compile(r"(\btid = )(\d+)\b")]
@@ -128,6 +130,7 @@ def normalize(text: str, dirs: dict | None = None, sample_files=("main.go",)) ->
         line = PROBE_COUNTS_RE.sub("probes   N map-write functions, N write-barrier entries", line)
         # 4. pids.
         line = PID_RE.sub("Process PID", line)
+        line = GORT_PID_RE.sub("in process PID", line)
         # 5, 6. the gort goroutines table: columns located from its header.
         if TABLE_HEADER_RE.match(line):
             goid_end = line.index("GOID") + 4

@@ -142,7 +142,8 @@ TEST_CASE("hmap: two buckets and an overflow bucket") {
     auto c3 = read_map_entries(m, *h, hint, 20);
     REQUIRE(c3.ok());
     CHECK(c3->found == 5);
-    CHECK(c3->entries[0].key == "0x0100000000000000");
+    // Unknown kinds of an integer's size print as that integer (little-endian), not bytes.
+    CHECK(c3->entries[0].key == "1");
   }
 }
 
