@@ -15,7 +15,7 @@ import subprocess
 import pytest
 
 from conftest import build_sample
-from test_plugin import PLUGIN, lldb_batch
+from test_plugin import PLUGIN, lldb_batch, lldb_path, run_lldb
 
 N = 2000
 ENV = {"GOMAXPROCS": "1", "GODEBUG": "asyncpreemptoff=1", "GOGC": "off"}
@@ -100,10 +100,9 @@ def test_stop_mode_prints_the_hit_then_clear(toolchain):
 def test_hw_stop_mode_then_clear_runs_normally(toolchain):
     exe = build_sample(toolchain, "mapwrites")
     # A SIGTRAP stop ends lldb -b's -o list; -k commands run after it.
-    lldb = shutil.which("lldb-19") or shutil.which("lldb")
-    r = subprocess.run([lldb, "--no-lldbinit", "-b", "-o", f"plugin load {PLUGIN}",
-                        "-o", "gort break maps --hw --func runtime.mapassign_fast64", "-o", "run",
-                        "-k", "gort break clear", "-k", "continue", str(exe)], capture_output=True, text=True, timeout=120)
+    r = run_lldb([lldb_path(), "--no-lldbinit", "-b", "-o", f"plugin load {PLUGIN}",
+                  "-o", "gort break maps --hw --func runtime.mapassign_fast64", "-o", "run",
+                  "-k", "gort break clear", "-k", "continue", str(exe)])
     out = r.stdout + r.stderr
     assert len(re.findall(HIT, r.stdout, re.M)) == 1, out
     assert "gort: hardware  assign runtime.mapassign_fast64" in out, out

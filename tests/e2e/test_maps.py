@@ -74,7 +74,7 @@ def test_map_at_stophere(toolchain, variant, tmp_path):
         assert m1["B"] == 0 and m2["B"] >= 8
     # Without a type: the header, and how to get entries.
     text = command_output(r.stdout, c3)
-    assert text[0].startswith(f"map      {want['m2']['addr']:#x} {impl} count=2000 writing=0"), text
+    assert text[0].startswith(f"map      {want['m2']['addr']:#x} {impl} count=2000 writing=false"), text
     assert text[1].startswith("note: map type unknown: pass --type TYPEADDR"), text
 
 

@@ -13,18 +13,37 @@ from conftest import BUILD_DIR, build_sample, missing, run_gort
 PLUGIN = BUILD_DIR / "lib" / "libgort-lldb.so"
 
 
-def lldb_batch(target, *cmds, timeout=120):
+# LLDB 19 now and then reports a process that ran to its end as "exited with status = -1
+# (0xffffffff) lost connection": its connection to lldb-server drops at the exit, after
+# the program's own output is complete (seen about once in 30-60 runs, with and without
+# gort's probes). As LLVM's own test suite does, rerun once on exactly that signature and
+# no other; every assertion still applies to the rerun.
+LLDB_FLAKE = "exited with status = -1 (0xffffffff) lost connection"
+
+
+def run_lldb(args, timeout=120):
+    r = subprocess.run(args, capture_output=True, text=True, timeout=timeout)
+    if LLDB_FLAKE in r.stdout + r.stderr:
+        r = subprocess.run(args, capture_output=True, text=True, timeout=timeout)
+    return r
+
+
+def lldb_path():
     lldb = shutil.which("lldb-19") or shutil.which("lldb")
     if not lldb:
         missing("lldb-19")
     if not PLUGIN.exists():
         missing(f"{PLUGIN} (build with scripts/build)")
-    args = [lldb, "--no-lldbinit", "-b", "-o", f"plugin load {PLUGIN}"]
+    return lldb
+
+
+def lldb_batch(target, *cmds, timeout=120):
+    args = [lldb_path(), "--no-lldbinit", "-b", "-o", f"plugin load {PLUGIN}"]
     for c in cmds:
         args += ["-o", c]
     if target:
         args.append(str(target))
-    return subprocess.run(args, capture_output=True, text=True, timeout=timeout)
+    return run_lldb(args, timeout=timeout)
 
 
 def command_output(stdout: str, command: str) -> list:
