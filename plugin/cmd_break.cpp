@@ -1,8 +1,10 @@
-// `gort break maps`, `gort break clear`, `gort watch map`, and the stop-hook's `gort hit`:
-// breakpoints on the map-write entries of the probe plan (hardware through perf_event_open,
-// or LLDB software breakpoints at the exact entry address), a one-byte hardware write
-// watchpoint on one map's writing flag, and their removal. Each hit prints/logs the
-// goroutine, thread, operation, map, key and the Go caller (map_event.h).
+// `gort break maps`, `gort break wb`, `gort break clear`, `gort watch map`, and the
+// stop-hook's `gort hit`: breakpoints on the map-write entries or the gcWriteBarrierN
+// entries of the probe plan (hardware through perf_event_open, or LLDB software
+// breakpoints at the exact entry address), a one-byte hardware write watchpoint on one
+// map's writing flag, and their removal. Each map hit prints/logs the goroutine, thread,
+// operation, map, key and the Go caller (map_event.h); each barrier hit the goroutine,
+// caller, and the slots and new values it guards (wb_event.h).
 // ../shared/reference/platform.md: LLDB 19 cannot place hardware execution breakpoints;
 // perf sigtrap stops arrive as SIGTRAP, which must never reach the Go program.
 
@@ -67,6 +69,72 @@ bool process_live(lldb::SBProcess p) {
 }
 
 void fail(lldb::SBCommandReturnObject& result, const std::string& msg) { result.SetError(msg.c_str()); }
+
+struct Placed {
+  size_t hw = 0, sw = 0;
+};
+
+// "assign", "delete", ... for map writes; "write-barrier" for gcWriteBarrierN.
+const char* probe_label(const core::Probe& p) {
+  return p.role == core::ProbeRole::kWriteBarrier ? "write-barrier" : core::map_op(p.role);
+}
+
+// Places PROBES (in debug-register priority order): with HW the first 4 on perf hardware
+// breakpoints (deferred to runtime.rt0_go without a process) and the rest, or any the
+// kernel refuses, on LLDB software breakpoints. Prints one line per probe.
+Placed place(lldb::SBDebugger debugger, lldb::SBTarget target, ProbeSession& s, const std::vector<core::Probe>& probes,
+             bool hw, core::ProbeMode mode, lldb::SBCommandReturnObject& result) {
+  std::vector<core::Probe> hw_probes, sw_probes;
+  if (hw) {
+    for (size_t i = 0; i < probes.size(); ++i) (i < 4 ? hw_probes : sw_probes).push_back(probes[i]);
+  } else {
+    sw_probes = probes;
+  }
+  if (!hw_probes.empty()) {
+    if (mode == core::ProbeMode::kSigtrap) configure_sigtrap(debugger, target);
+    lldb::SBProcess process = target.GetProcess();
+    if (process_live(process)) {
+      auto st = s.add_perf(static_cast<int>(process.GetProcessID()), load_slide(target), hw_probes, mode);
+      if (!st) {
+        result.Printf("gort: hardware breakpoints unavailable (%s); using software breakpoints\n", st.error().message.c_str());
+        sw_probes.insert(sw_probes.begin(), hw_probes.begin(), hw_probes.end());
+        hw_probes.clear();
+      } else {
+        std::vector<core::Probe> placed;
+        for (size_t i = 0; i < st->size(); ++i) {
+          const auto& ps = (*st)[i];
+          if (ps.backend == core::ProbeBackend::kNone) {
+            result.Printf("gort: %s: no debug register (%s): software breakpoint instead\n",
+                          hw_probes[i].function.c_str(), ps.error.c_str());
+            sw_probes.push_back(hw_probes[i]);
+          } else {
+            placed.push_back(hw_probes[i]);
+          }
+        }
+        hw_probes = placed;
+      }
+    } else {
+      s.defer_perf_until_launch(target, hw_probes, mode);
+      result.Printf("gort: no process yet: hardware breakpoints are placed when it starts (at runtime.rt0_go)\n");
+    }
+    if (mode == core::ProbeMode::kSigtrap && !hw_probes.empty()) s.ensure_stop_hook(debugger, target);
+  }
+  for (auto& p : hw_probes)
+    result.Printf("%s\n", fmt::format("gort: hardware  {} {} at {:#x}", probe_label(p), p.function,
+                                      p.entry.value()).c_str());
+  size_t sw_ok = 0;
+  for (auto& p : sw_probes) {
+    lldb::SBBreakpoint bp = s.add_sw_break(target, p, mode == core::ProbeMode::kSigtrap);
+    if (!bp.IsValid()) {
+      result.Printf("%s\n", fmt::format("gort: {}: LLDB could not create a breakpoint", p.function).c_str());
+      continue;
+    }
+    ++sw_ok;
+    result.Printf("%s\n", fmt::format("gort: software  {} {} at {:#x} (breakpoint {})", probe_label(p), p.function,
+                                      p.entry.value(), bp.GetID()).c_str());
+  }
+  return Placed{hw_probes.size(), sw_ok};
+}
 
 class BreakMapsCommand : public lldb::SBCommandPluginInterface {
  public:
@@ -148,62 +216,80 @@ class BreakMapsCommand : public lldb::SBCommandPluginInterface {
       hw = false;
     }
 
-    std::vector<core::Probe> hw_probes, sw_probes;
-    if (hw) {
-      for (size_t i = 0; i < probes.size(); ++i) (i < 4 ? hw_probes : sw_probes).push_back(probes[i]);
-    } else {
-      sw_probes = probes;
-    }
     core::ProbeMode mode = cont ? core::ProbeMode::kSample : core::ProbeMode::kSigtrap;
-    if (!hw_probes.empty()) {
-      if (mode == core::ProbeMode::kSigtrap) configure_sigtrap(debugger, target);
-      lldb::SBProcess process = target.GetProcess();
-      if (process_live(process)) {
-        auto st = s.add_perf(static_cast<int>(process.GetProcessID()), load_slide(target), hw_probes, mode);
-        if (!st) {
-          result.Printf("gort: hardware breakpoints unavailable (%s); using software breakpoints\n", st.error().message.c_str());
-          sw_probes.insert(sw_probes.begin(), hw_probes.begin(), hw_probes.end());
-          hw_probes.clear();
-        } else {
-          std::vector<core::Probe> placed;
-          for (size_t i = 0; i < st->size(); ++i) {
-            const auto& ps = (*st)[i];
-            if (ps.backend == core::ProbeBackend::kNone) {
-              result.Printf("gort: %s: no debug register (%s): software breakpoint instead\n",
-                            hw_probes[i].function.c_str(), ps.error.c_str());
-              sw_probes.push_back(hw_probes[i]);
-            } else {
-              placed.push_back(hw_probes[i]);
-            }
-          }
-          hw_probes = placed;
-        }
-      } else {
-        s.defer_perf_until_launch(target, hw_probes, mode);
-        result.Printf("gort: no process yet: hardware breakpoints are placed when it starts (at runtime.rt0_go)\n");
-      }
-      if (mode == core::ProbeMode::kSigtrap && !hw_probes.empty()) s.ensure_stop_hook(debugger, target);
-    }
-    for (auto& p : hw_probes)
-      result.Printf("%s\n", fmt::format("gort: hardware  {} {} at {:#x}", core::map_op(p.role), p.function,
-                                        p.entry.value()).c_str());
-    size_t sw_ok = 0;
-    for (auto& p : sw_probes) {
-      lldb::SBBreakpoint bp = s.add_sw_break(target, p, !cont);
-      if (!bp.IsValid()) {
-        result.Printf("%s\n", fmt::format("gort: {}: LLDB could not create a breakpoint", p.function).c_str());
-        continue;
-      }
-      ++sw_ok;
-      result.Printf("%s\n", fmt::format("gort: software  {} {} at {:#x} (breakpoint {})", core::map_op(p.role), p.function,
-                                        p.entry.value(), bp.GetID()).c_str());
-    }
+    Placed placed = place(debugger, target, s, probes, hw, mode, result);
     result.Printf("%s\n", fmt::format("gort: {} map-write function(s): {} hardware ({}), {} software; {}{}{}",
-                                      hw_probes.size() + sw_ok, hw_probes.size(),
+                                      placed.hw + placed.sw, placed.hw,
                                       mode == core::ProbeMode::kSample ? "sampling, non-stop" : "SIGTRAP stops",
-                                      sw_ok, cont ? "hits are logged, the program keeps running" : "each hit stops",
+                                      placed.sw, cont ? "hits are logged, the program keeps running" : "each hit stops",
                                       map ? fmt::format("; only map {:#x}", *map) : "",
                                       log.empty() ? "" : fmt::format("; log {}", log)).c_str());
+    result.SetStatus(lldb::eReturnStatusSuccessFinishResult);
+    return true;
+  }
+};
+
+// Debug-register priority for the barriers: gcWriteBarrier2 serves a single pointer
+// store (new value + old value), 1 a store into freshly zeroed memory, 4 two batched
+// stores (Go 1.22+), then 3 and the rest.
+int wb_priority(const std::string& fn) {
+  static const char* order[] = {"runtime.gcWriteBarrier2", "runtime.gcWriteBarrier1", "runtime.gcWriteBarrier4",
+                                "runtime.gcWriteBarrier3"};
+  for (int i = 0; i < 4; ++i)
+    if (fn == order[i]) return i;
+  return 4;
+}
+
+class BreakWbCommand : public lldb::SBCommandPluginInterface {
+ public:
+  bool DoExecute(lldb::SBDebugger debugger, char** command, lldb::SBCommandReturnObject& result) override {
+    try {
+      return run(debugger, args_of(command), result);
+    } catch (const std::exception& e) {
+      fail(result, fmt::format("gort break wb: internal error: {}", e.what()));
+      return false;
+    }
+  }
+
+ private:
+  bool run(lldb::SBDebugger debugger, const std::vector<std::string>& args, lldb::SBCommandReturnObject& result) {
+    bool hw = true, cont = false;
+    std::string log;
+    for (size_t i = 0; i < args.size(); ++i) {
+      const std::string& a = args[i];
+      if (a == "--hw") hw = true;
+      else if (a == "--sw") hw = false;
+      else if (a == "--continue" || a == "-c") cont = true;
+      else if (a == "--log" && i + 1 < args.size()) log = args[++i];
+      else if (a == "--log") return fail(result, "gort break wb: --log needs a file name"), false;
+      else return fail(result, fmt::format("gort break wb: unknown argument '{}'; see `help gort break wb`", a)), false;
+    }
+    lldb::SBTarget target = debugger.GetSelectedTarget();
+    if (!target.IsValid()) return fail(result, "gort break wb: no target; create one first (`target create ./prog`)"), false;
+    ProbeSession& s = ProbeSession::of(debugger);
+    if (auto r = s.load(target); !r) return fail(result, fmt::format("gort break wb: {}", r.error().message)), false;
+    std::vector<core::Probe> probes;
+    for (auto& p : s.plan().probes)
+      if (p.role == core::ProbeRole::kWriteBarrier) probes.push_back(p);
+    if (probes.empty()) {
+      return fail(result, "gort break wb: the binary has no runtime.gcWriteBarrier1..8 (Go 1.21+ only; older "
+                          "runtimes use gcWriteBarrier with DI/AX, not supported)"), false;
+    }
+    std::stable_sort(probes.begin(), probes.end(),
+                     [](auto& a, auto& b) { return wb_priority(a.function) < wb_priority(b.function); });
+    if (!log.empty()) {
+      if (auto r = s.open_log(log); !r) return fail(result, fmt::format("gort break wb: {}", r.error().message)), false;
+    }
+    s.continue_mode = cont;
+    configure_sigurg(debugger, target);
+    core::ProbeMode mode = cont ? core::ProbeMode::kSample : core::ProbeMode::kSigtrap;
+    Placed placed = place(debugger, target, s, probes, hw, mode, result);
+    result.Printf("%s\n", fmt::format("gort: {} write-barrier entr{}: {} hardware ({}), {} software; {}{}",
+                                      placed.hw + placed.sw, placed.hw + placed.sw == 1 ? "y" : "ies", placed.hw,
+                                      mode == core::ProbeMode::kSample ? "sampling, non-stop" : "SIGTRAP stops", placed.sw,
+                                      cont ? "hits are logged, the program keeps running" : "each hit stops",
+                                      log.empty() ? "" : fmt::format("; log {}", log)).c_str());
+    result.Printf("gort: write barriers run only while the GC is marking: hits come in bursts during GC cycles\n");
     result.SetStatus(lldb::eReturnStatusSuccessFinishResult);
     return true;
   }
@@ -309,7 +395,7 @@ class HitCommand : public lldb::SBCommandPluginInterface {
 }  // namespace
 
 void register_break_commands(lldb::SBCommand& root) {
-  lldb::SBCommand brk = root.AddMultiwordCommand("break", "Breakpoints on every map write (gort break maps, gort break clear).");
+  lldb::SBCommand brk = root.AddMultiwordCommand("break", "Breakpoints on every map write or GC write barrier (gort break maps, gort break wb, gort break clear).");
   brk.AddCommand(
       "maps", new BreakMapsCommand(),
       "Break on the entries of the map-write runtime functions (assign, delete, clear). Each hit prints goroutine, "
@@ -320,6 +406,17 @@ void register_break_commands(lldb::SBCommand& root) {
       "--map ADDR: only that map's writes (ADDR may be $rbx: a register of the selected frame). --func NAME (repeatable): only those functions. Without a process the "
       "hardware breakpoints are placed when it starts. Remove with `gort break clear`.",
       "gort break maps [--hw|--sw] [--map ADDR] [--continue] [--log FILE] [--func NAME]...");
+  brk.AddCommand(
+      "wb", new BreakWbCommand(),
+      "Break on the GC write-barrier entries runtime.gcWriteBarrier1..8 (Go 1.21+). Each hit prints goroutine, thread, "
+      "the barrier, the calling Go function with file:line, and the pointer stores the call guards: slot address and "
+      "new value, recovered from the caller's instructions (`?` when the value cannot be told). Write barriers only "
+      "run while the GC is marking (writeBarrier.enabled during _GCmark/_GCmarktermination), so hits come in bursts "
+      "during GC cycles; GOGC=1 or runtime.GC() in the program makes them frequent. --hw (default): hardware "
+      "breakpoints through perf_event_open on 4 entries (gcWriteBarrier2, 1, 4, 3 first), software breakpoints on the "
+      "rest (it says which got what). --sw: LLDB software breakpoints only. --continue: log and keep running; with "
+      "--log the hits go only to the file. --log FILE: one JSON object a line. Remove with `gort break clear`.",
+      "gort break wb [--hw|--sw] [--continue] [--log FILE]");
   brk.AddCommand("clear", new BreakClearCommand(),
                  "Remove every breakpoint, watchpoint, perf event and stop-hook gort made; the program then runs normally.",
                  "gort break clear");

@@ -14,6 +14,7 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstring>
 #include <signal.h>
@@ -38,6 +39,10 @@ bool on_break(void* baton, lldb::SBProcess& process, lldb::SBThread& thread, lld
     core::ThreadRegs r = LldbThreads::regs_of(thread);
     auto ctx = s->context(static_cast<int>(process.GetProcessID()), load_slide(process.GetTarget()));
     if (!ctx) return b->stop;
+    if (b->probe.role == core::ProbeRole::kWriteBarrier) {
+      s->report_wb(b->probe, r, nullptr, *ctx, t, b->stop || !s->has_log());
+      return b->stop;
+    }
     auto e = core::decode_map_write(b->probe, r, 0, *ctx, t);
     if (!e) {
       s->say(fmt::format("gort: {}: {}", b->probe.function, e.error().message));
@@ -148,6 +153,8 @@ core::Result<void> ProbeSession::load(lldb::SBTarget target) {
   if (bin_ && path == exe_) return {};
   GORT_TRY(auto bin, core::GoBinary::open(path));
   GORT_TRY(auto plan, core::build_probe_plan(*bin));
+  GORT_TRY(auto code, core::CallerCode::create(core::CallerCode::from_binary(*bin)));
+  caller_code_ = std::move(code);
   bin_ = std::move(bin);
   plan_ = std::move(plan);
   exe_ = path;
@@ -169,6 +176,42 @@ void ProbeSession::say(const std::string& line) {
   if (!out) out = stdout;
   fprintf(out, "%s\n", line.c_str());
   fflush(out);
+}
+
+void ProbeSession::emit(const core::WbEvent& e, bool print) {
+  std::string json;
+  if (log_) json = core::to_json(e).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+  if (print) say("gort: " + core::to_text(e));
+  std::lock_guard lock(mu_);
+  if (log_) {
+    fprintf(log_, "%s\n", json.c_str());
+    if (!poller_.joinable()) fflush(log_);
+  }
+}
+
+bool ProbeSession::report_wb(const core::Probe& probe, const core::ThreadRegs& regs, const std::vector<uint8_t>* stack,
+                             core::DecodeContext ctx, uint64_t time_ns, bool print) {
+  if (probe.role != core::ProbeRole::kWriteBarrier || !caller_code_) return false;
+  uint64_t ret = 0;
+  std::optional<SampleMemory> sm;
+  if (stack) {
+    // Stack spills the caller reloads after the CALL are read from the sample: by the
+    // time the ring is drained the goroutine has moved on.
+    if (stack->size() >= 8) std::memcpy(&ret, stack->data(), 8);
+    sm.emplace(regs.rsp, *stack, *ctx.mem);
+    ctx.mem = &*sm;
+  }
+  auto e = core::decode_wb_hit(probe, regs, ret, ctx, *caller_code_, time_ns);
+  if (!e) {
+    say(fmt::format("gort: {}: {}", probe.function, e.error().message));
+    return true;
+  }
+  if (stack) {  // sample mode: g may be gone once the process exited (see on_sample)
+    if (e->goroutine) goid_of_g_[regs.r14] = e->goroutine;
+    else if (auto it = goid_of_g_.find(regs.r14); it != goid_of_g_.end()) e->goroutine = it->second;
+  }
+  emit(*e, print);
+  return true;
 }
 
 bool ProbeSession::emit(const core::MapWriteEvent& e, bool print) {
@@ -225,7 +268,10 @@ core::Result<std::vector<core::ProbeStatus>> ProbeSession::add_perf(int pid, int
   core::ProbeOptions opts;
   opts.mode = mode;
   opts.allow_uprobes = false;  // where the debug registers run out, LLDB breakpoints take over
-  opts.stack_bytes = 16;
+  // A write-barrier caller may reload the new value from its frame after the CALL
+  // (0x38(SP) in main.putPointerValue): sample enough of the stack to cover small frames.
+  bool wb = std::any_of(probes.begin(), probes.end(), [](auto& p) { return p.role == core::ProbeRole::kWriteBarrier; });
+  opts.stack_bytes = wb ? 512 : 16;
   opts.ring_pages = 256;  // ~4000 samples per CPU between two drains
   GORT_TRY(auto set, core::PerfProbeSet::create(pid, specs, opts));
   std::vector<core::ProbeStatus> st = set->status();
@@ -359,6 +405,7 @@ void ProbeSession::on_sample(size_t i, const core::ProbeSample& s) {
     return;
   }
   if (s.cookie >= ps->probes.size()) return;
+  if (report_wb(ps->probes[s.cookie], regs, &s.stack, *ctx, s.time_ns, !has_log())) return;
   uint64_t ret = 0;
   if (s.stack.size() >= 8) std::memcpy(&ret, s.stack.data(), 8);
   auto e = core::decode_map_write(ps->probes[s.cookie], regs, ret, *ctx, s.time_ns);
@@ -391,6 +438,10 @@ size_t ProbeSession::report_stops(lldb::SBProcess process) {
         }
       }
       if (!hit) continue;
+      if (report_wb(*hit, r, nullptr, *ctx, t, true)) {
+        ++n;
+        continue;
+      }
       auto e = core::decode_map_write(*hit, r, 0, *ctx, t);
       if (e && emit(*e, true)) ++n;
     } else if (why == lldb::eStopReasonWatchpoint) {

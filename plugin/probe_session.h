@@ -9,6 +9,7 @@
 #include "core/binary/go_binary.h"
 #include "core/disasm/probe_plan.h"
 #include "core/goruntime/map_event.h"
+#include "core/goruntime/wb_event.h"
 #include "core/probes/perf_probes.h"
 #include "core/target/memory.h"
 
@@ -65,6 +66,11 @@ class ProbeSession {
   /// Prints (stop mode, or no --log) and logs one event; thread-safe. False when the
   /// --map filter drops it.
   bool emit(const core::MapWriteEvent& e, bool print);
+  void emit(const core::WbEvent& e, bool print);
+  /// Decodes a write-barrier hit (STACK: a sample's stack bytes at rsp, or empty) and
+  /// prints/logs it. False when the probe is not a write barrier.
+  bool report_wb(const core::Probe& probe, const core::ThreadRegs& regs, const std::vector<uint8_t>* stack,
+                 core::DecodeContext ctx, uint64_t time_ns, bool print);
   /// Prints one line to the debugger's output (thread-safe).
   void say(const std::string& line);
 
@@ -115,6 +121,7 @@ class ProbeSession {
   std::string exe_;
   std::unique_ptr<core::GoBinary> bin_;
   core::ProbePlan plan_;
+  std::unique_ptr<core::CallerCode> caller_code_;  ///< write-barrier callers, decoded once
   std::mutex mu_;                      // guards log_, output, mem_, sets_ while polling
   FILE* log_ = nullptr;
   std::unique_ptr<core::ProcMemory> mem_;
