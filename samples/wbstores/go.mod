@@ -1,0 +1,3 @@
+module gort.example/wbstores
+
+go 1.21
