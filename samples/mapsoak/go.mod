@@ -1,0 +1,3 @@
+module gort.example/mapsoak
+
+go 1.21
