@@ -33,7 +33,9 @@ contents, messages, column alignment) is kept exactly. Rules, in the order appli
 5. Thread ids (Linux tids), numbered by first appearance: `thread 1234]` (gort bt),
    `"thread": 1234` (JSON), `tid = 1234` (LLDB), and the THREAD column of the
    `gort goroutines` table -> `TID1`, `TID2`, ... LLDB's own thread index
-   (`thread #5`: which OS thread runs main's goroutine varies) -> `thread #N`.
+   (`thread #5`: which OS thread runs main's goroutine varies) -> `thread #N`. The thread
+   of gort's break/watch hit lines (`gort: goroutine 1 thread 1234 assign ...`) -> `TID`,
+   unnumbered: the scheduler moves a goroutine between threads from one hit to the next.
 6. Goroutine ids (goid caches are per P: they vary run to run), numbered by first
    appearance: the GOID column of the `gort goroutines` table, `goroutine 20 [` (gort bt
    header), `"goid": 20` (JSON) -> `G1`, `G2`, ... A goid the user typed (`gort bt
@@ -73,6 +75,7 @@ GORT_PID_RE = re.compile(r"\bin process \d+\b")
 LLDB_THREAD_INDEX_RE = re.compile(r"\bthread #\d+")
 TID_RES = [re.compile(r"(\bthread )(\d+)(\])"), re.compile(r'("thread": )(\d+)\b'),
            re.compile(r"(\btid = )(\d+)\b")]
+HIT_TID_RE = re.compile(r"^(gort: goroutine \d+ thread )\d+ ")
 GOID_RES = [re.compile(r"(\bgoroutine )(\d+)( \[)"), re.compile(r'("goid": )(\d+)\b')]
 HEX_RE = re.compile(r"\b0x([0-9a-fA-F]+)\b")
 TIME_RE = re.compile(r"\b\d+(?:\.\d+)?(?:ns|us|µs|ms)\b|\b\d+\.\d+s\b")
@@ -148,6 +151,7 @@ def normalize(text: str, dirs: dict | None = None, sample_files=("main.go",)) ->
         for r in TID_RES:
             line = r.sub(lambda m: m[1] + tids(m[2]) + (m[3] if m.lastindex >= 3 else ""), line)
         line = LLDB_THREAD_INDEX_RE.sub("thread #N", line)
+        line = HIT_TID_RE.sub(r"\1TID ", line)
         for r in GOID_RES:
             line = r.sub(lambda m: m[1] + goids(m[2]) + (m[3] if m.lastindex >= 3 else ""), line)
         # 7. addresses.
