@@ -158,11 +158,21 @@ std::optional<MapKey> decode_key(const Probe& p, const ThreadRegs& r, const Deco
   return std::nullopt;
 }
 
-nlohmann::json frame_json(const CallerFrame& f) {
-  return {{"function", f.function}, {"file", f.file}, {"line", f.line}};
-}
-
 }  // namespace
+
+void put_caller_json(nlohmann::json& j, const std::vector<CallerFrame>& caller) {
+  auto frame = [](const CallerFrame& f) {
+    return nlohmann::json{{"function", f.function}, {"file", f.file}, {"line", f.line}};
+  };
+  if (caller.empty()) {
+    j["caller"] = nullptr;
+    return;
+  }
+  j["caller"] = frame(caller.front());
+  auto arr = nlohmann::json::array();
+  for (size_t i = 1; i < caller.size(); ++i) arr.push_back(frame(caller[i]));
+  j["inlined_into"] = std::move(arr);
+}
 
 DecodeContext DecodeContext::of(const GoBinary& bin, const Memory& mem, int64_t slide) {
   DecodeContext c;
@@ -253,14 +263,7 @@ nlohmann::json to_json(const MapWriteEvent& e) {
     }
   }
   j["function"] = e.function;
-  if (!e.caller.empty()) {
-    j["caller"] = frame_json(e.caller.front());
-    auto arr = nlohmann::json::array();
-    for (size_t i = 1; i < e.caller.size(); ++i) arr.push_back(frame_json(e.caller[i]));
-    j["inlined_into"] = std::move(arr);
-  } else {
-    j["caller"] = nullptr;
-  }
+  put_caller_json(j, e.caller);
   j["time_ns"] = e.time_ns;
   return j;
 }

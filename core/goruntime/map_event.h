@@ -86,6 +86,9 @@ const char* map_op(ProbeRole role);
 /// {"goroutine", "thread", "op", "map", "key"?, "function", "caller": {function, file, line},
 ///  "inlined_into": [{function, file, line}...], "time_ns"}.
 nlohmann::json to_json(const MapWriteEvent& e);
+/// Sets j["caller"] (innermost frame, or null) and j["inlined_into"] (the rest): the
+/// caller part shared by every hit's JSON line.
+void put_caller_json(nlohmann::json& j, const std::vector<CallerFrame>& caller);
 
 /// One human line: "goroutine 7 thread 3601 assign map 0xc000072150 key 42 in
 /// runtime.mapassign_fast64 from main.writerA at /src/main.go:30 (inlined into ...)".

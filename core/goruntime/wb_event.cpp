@@ -21,10 +21,6 @@ std::string short_barrier(std::string_view fn) {
   return std::string(fn);
 }
 
-nlohmann::json frame_json(const CallerFrame& f) {
-  return {{"function", f.function}, {"file", f.file}, {"line", f.line}};
-}
-
 }  // namespace
 
 CallerCode::Fetch CallerCode::from_binary(const GoBinary& bin) {
@@ -105,14 +101,7 @@ nlohmann::json to_json(const WbEvent& e) {
   j["thread"] = e.thread;
   j["op"] = "write-barrier";
   j["function"] = e.function;
-  if (!e.caller.empty()) {
-    j["caller"] = frame_json(e.caller.front());
-    auto arr = nlohmann::json::array();
-    for (size_t i = 1; i < e.caller.size(); ++i) arr.push_back(frame_json(e.caller[i]));
-    j["inlined_into"] = std::move(arr);
-  } else {
-    j["caller"] = nullptr;
-  }
+  put_caller_json(j, e.caller);
   auto writes = nlohmann::json::array();
   for (auto& w : e.writes) {
     nlohmann::json v = nullptr;
