@@ -24,8 +24,13 @@ func storeNode(holder *node, v *node) { holder.next = v }
 
 const numValues = 4
 
+// keep makes holder escape: a stack-allocated holder (Go 1.21 keeps it on main's stack)
+// moves when the stack grows, and the printed slot would go stale.
+var keep *node
+
 func main() {
 	holder := &node{id: -1}
+	keep = holder
 	values := make([]*node, numValues)
 	for i := range values {
 		values[i] = &node{id: i}
