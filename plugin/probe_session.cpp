@@ -178,7 +178,9 @@ void ProbeSession::say(const std::string& line) {
   fflush(out);
 }
 
-void ProbeSession::emit(const core::WbEvent& e, bool print) {
+// One hit: its text line to LLDB's output (when PRINT) and its JSON line to the log.
+template <typename Event>
+void ProbeSession::write_event(const Event& e, bool print) {
   std::string json;
   if (log_) json = core::to_json(e).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
   if (print) say("gort: " + core::to_text(e));
@@ -188,6 +190,8 @@ void ProbeSession::emit(const core::WbEvent& e, bool print) {
     if (!poller_.joinable()) fflush(log_);
   }
 }
+
+void ProbeSession::emit(const core::WbEvent& e, bool print) { write_event(e, print); }
 
 bool ProbeSession::report_wb(const core::Probe& probe, const core::ThreadRegs& regs, const std::vector<uint8_t>* stack,
                              core::DecodeContext ctx, uint64_t time_ns, bool print) {
@@ -216,14 +220,7 @@ bool ProbeSession::report_wb(const core::Probe& probe, const core::ThreadRegs& r
 
 bool ProbeSession::emit(const core::MapWriteEvent& e, bool print) {
   if (map_filter && e.map.value() != *map_filter) return false;
-  std::string json;
-  if (log_) json = core::to_json(e).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
-  if (print) say("gort: " + core::to_text(e));
-  std::lock_guard lock(mu_);
-  if (log_) {
-    fprintf(log_, "%s\n", json.c_str());
-    if (!poller_.joinable()) fflush(log_);
-  }
+  write_event(e, print);
   return true;
 }
 

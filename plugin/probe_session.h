@@ -103,6 +103,8 @@ class ProbeSession {
   lldb::SBDebugger debugger;
 
  private:
+  template <typename Event>
+  void write_event(const Event& e, bool print);
   void start_poller();
   void stop_poller();
   size_t drain();   ///< polls every sample-mode set until empty; returns the samples seen
