@@ -185,6 +185,16 @@ Result<MapTypeInfo> read_map_type(const Memory& m, const RuntimeLayouts& l, MapI
                       "{} is not a map type descriptor (kind {} = {}); pass the RAX of runtime.mapassign* "
                       "or the address of a `type:map[K]V` symbol",
                       addr, static_cast<int>(self.kind), to_string(self.kind));
+  // The key and elem abi.Types, the same in both implementations.
+  auto key_elem = [&](RemoteAddr key, RemoteAddr elem) -> Result<void> {
+    auto kt = read_type(m, l, key);
+    auto et = read_type(m, l, elem);
+    if (!kt) return ctx(kt.error());
+    if (!et) return ctx(et.error());
+    t.key = *kt;
+    t.elem = *et;
+    return {};
+  };
   if (impl == MapImpl::kHmap) {
     GORT_TRY_VOID(need(l, {l.hmaptype_key, l.hmaptype_elem, l.hmaptype_keysize, l.hmaptype_valuesize,
                            l.hmaptype_bucketsize, l.hmaptype_flags}, "the hmap map type"));
@@ -195,12 +205,7 @@ Result<MapTypeInfo> read_map_type(const Memory& m, const RuntimeLayouts& l, MapI
     auto bs = rd<uint16_t>(m, addr, l.hmaptype_bucketsize);
     auto fl = rd<uint32_t>(m, addr, l.hmaptype_flags);
     if (!key || !elem || !ks || !es || !bs || !fl) return ctx(make_error(ErrorKind::kIo, "unreadable fields"));
-    auto kt = read_type(m, l, *key);
-    auto et = read_type(m, l, *elem);
-    if (!kt) return ctx(kt.error());
-    if (!et) return ctx(et.error());
-    t.key = *kt;
-    t.elem = *et;
+    GORT_TRY_VOID(key_elem(*key, *elem));
     t.indirect_key = *fl & 1;   // abi.OldMapType.IndirectKey
     t.indirect_elem = *fl & 2;  // IndirectElem
     t.key_slot = *ks;
@@ -219,12 +224,7 @@ Result<MapTypeInfo> read_map_type(const Memory& m, const RuntimeLayouts& l, MapI
     auto eo = rd<uint64_t>(m, addr, l.smaptype_elem_off);
     auto fl = rd<uint32_t>(m, addr, l.smaptype_flags);
     if (!key || !elem || !gs || !ss || !eo || !fl) return ctx(make_error(ErrorKind::kIo, "unreadable fields"));
-    auto kt = read_type(m, l, *key);
-    auto et = read_type(m, l, *elem);
-    if (!kt) return ctx(kt.error());
-    if (!et) return ctx(et.error());
-    t.key = *kt;
-    t.elem = *et;
+    GORT_TRY_VOID(key_elem(*key, *elem));
     t.indirect_key = *fl & 4;   // abi.MapIndirectKey (swiss numbering)
     t.indirect_elem = *fl & 8;  // abi.MapIndirectElem
     t.group_size = *gs;
