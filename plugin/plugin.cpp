@@ -4,6 +4,7 @@
 
 #include "plugin/commands.h"
 #include "plugin/go_setup.h"
+#include "plugin/probe_session.h"
 
 #include <string>
 
@@ -14,6 +15,7 @@ __attribute__((visibility("default"))) bool PluginInitialize(lldb::SBDebugger de
       "gort", "Go runtime-aware debugging (gort): goroutines, maps, map-write and write-barrier breakpoints.");
   if (!gort.IsValid()) return false;
   gort::plugin::register_commands(gort);
+  gort::plugin::install_leave_guards(debugger);
   std::string line = gort::plugin::describe_and_configure(debugger) + "\n";
   lldb::SBFile out = debugger.GetOutputFile();
   if (out.IsValid()) {

@@ -138,13 +138,13 @@ ProbeSession& ProbeSession::of(lldb::SBDebugger debugger) {
   return *s;
 }
 
-ProbeSession::~ProbeSession() {
-  stop_poller();
-  std::lock_guard lock(mu_);
-  sets_.clear();
-  if (log_) fclose(log_);
-  log_ = nullptr;
+ProbeSession* ProbeSession::find(uint64_t debugger_id) {
+  std::lock_guard lock(g_sessions_mu);
+  auto it = sessions().find(debugger_id);
+  return it == sessions().end() ? nullptr : it->second.get();
 }
+
+ProbeSession::~ProbeSession() { close_probes(); }
 
 core::Result<void> ProbeSession::load(lldb::SBTarget target) {
   std::string err;
@@ -459,6 +459,14 @@ size_t ProbeSession::report_stops(lldb::SBProcess process) {
   return n;
 }
 
+void ProbeSession::close_probes() {
+  stop_poller();
+  std::lock_guard lock(mu_);
+  sets_.clear();
+  if (log_) fclose(log_);
+  log_ = nullptr;
+}
+
 std::string ProbeSession::clear(lldb::SBDebugger dbg) {
   stop_poller();
   uint64_t lost_samples = lost();
@@ -493,6 +501,64 @@ std::string ProbeSession::clear(lldb::SBDebugger dbg) {
   std::string lost_note = lost_samples ? fmt::format(" ({} samples lost: ring full)", lost_samples) : "";
   return fmt::format("{} perf probe set(s) closed, {} breakpoint(s) and {} watchpoint(s) deleted{}", nsets, nbreaks, nwatch,
                      hook ? ", stop-hook removed" : "") + lost_note;
+}
+
+namespace {
+
+// LLDB 19 leaves hardware watchpoints in the debug registers of a program it detaches
+// from (also plain `watchpoint set`): the next write to the watched bytes sends SIGTRAP to
+// a program nobody traces, and Go dies of it. Deleting them first is what detach means.
+size_t delete_all_watchpoints(lldb::SBTarget target) {
+  size_t n = target.GetNumWatchpoints();
+  return n && target.DeleteAllWatchpoints() ? n : 0;
+}
+
+// Runs before `process detach` (and its alias `detach`): returning false lets LLDB run the
+// command. The detach may be typed while the program runs: closing the perf fds first
+// means no SIGTRAP can be raised after this returns.
+bool before_detach(void* baton, const char**) {
+  lldb::SBDebugger dbg = lldb::SBDebugger::FindDebuggerWithID(static_cast<int>(reinterpret_cast<uintptr_t>(baton)));
+  if (!dbg.IsValid()) return false;
+  lldb::SBTarget target = dbg.GetSelectedTarget();
+  if (!target.IsValid() || !target.GetProcess().IsValid()) return false;
+  std::string what;
+  if (ProbeSession* s = ProbeSession::find(dbg.GetID()); s && s->armed()) what = s->clear(dbg);
+  if (size_t n = delete_all_watchpoints(target)) {
+    what += fmt::format("{}{} more watchpoint(s) deleted (LLDB 19 would leave them armed)", what.empty() ? "" : "; ", n);
+  }
+  if (!what.empty()) {
+    std::string line = fmt::format("gort: before detaching: {}\n", what);
+    lldb::SBFile out = dbg.GetOutputFile();
+    size_t written = 0;
+    if (out.IsValid()) {
+      out.Write(reinterpret_cast<const uint8_t*>(line.data()), line.size(), &written);
+      out.Flush();
+    }
+  }
+  return false;
+}
+
+// Quit, or the end of `lldb -b`: LLDB detaches from attached processes after this.
+void on_destroy(lldb::user_id_t id, void*) {
+  lldb::SBDebugger dbg = lldb::SBDebugger::FindDebuggerWithID(static_cast<int>(id));
+  if (ProbeSession* s = ProbeSession::find(id)) {
+    if (dbg.IsValid()) {
+      s->clear(dbg);
+    } else {
+      s->close_probes();
+    }
+  }
+  if (dbg.IsValid()) {
+    for (uint32_t i = 0; i < dbg.GetNumTargets(); ++i) delete_all_watchpoints(dbg.GetTargetAtIndex(i));
+  }
+}
+
+}  // namespace
+
+void install_leave_guards(lldb::SBDebugger debugger) {
+  void* baton = reinterpret_cast<void*>(static_cast<uintptr_t>(debugger.GetID()));
+  debugger.GetCommandInterpreter().SetCommandOverrideCallback("process detach", before_detach, baton);
+  debugger.AddDestroyCallback(on_destroy, nullptr);
 }
 
 }  // namespace gort::plugin

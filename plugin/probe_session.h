@@ -98,6 +98,13 @@ class ProbeSession {
   /// Removes everything gort made (perf fds, breakpoints, watchpoints, stop-hook, thread,
   /// log). Returns a summary ("2 perf sets, 5 breakpoints, ...").
   std::string clear(lldb::SBDebugger debugger);
+  /// Closes the perf fds and the log only (the debugger is already gone).
+  void close_probes();
+
+  /// True while gort has perf probes, breakpoints or watchpoints set.
+  bool armed() const { return !sets_.empty() || !breaks_.empty() || !lldb_watches_.empty(); }
+  /// The session of the debugger with ID, or null (no gort command ran in it).
+  static ProbeSession* find(uint64_t debugger_id);
 
   uint64_t generation() const { return generation_; }
   lldb::SBDebugger debugger;
@@ -138,6 +145,13 @@ class ProbeSession {
   std::deque<std::unique_ptr<BreakBaton>> batons_;
   std::unordered_map<uint64_t, uint64_t> goid_of_g_;  ///< poller thread only
 };
+
+/// Makes LLDB tear down everything gort armed before the program runs on without a
+/// tracer: an override of `process detach` (LLDB has no pre-detach event; a SIGTRAP from a
+/// perf breakpoint, or from a watchpoint LLDB 19 leaves in the debug registers, kills a
+/// Go program that nobody traces) and a debugger-destroy callback (quit, end of `lldb -b`).
+/// Called once per debugger from PluginInitialize.
+void install_leave_guards(lldb::SBDebugger debugger);
 
 /// Runtime minus link-time address of TARGET's executable (0 before launch or non-PIE).
 int64_t load_slide(lldb::SBTarget target);
