@@ -1,0 +1,149 @@
+#pragma once
+// The gort trace: what `gort record` captures and `gort report` / `gort dump` read.
+// File format: docs/trace-format.md (versioned; kVersion below). This header is the one
+// in-memory model shared by the writer (recorder), the reader (report, dump) and tests.
+//
+// Times are CLOCK_MONOTONIC nanoseconds (the clock of `perf record -k CLOCK_MONOTONIC`).
+// PCs are runtime addresses in the target; Header::slide converts them to link-time
+// addresses for the binary's pclntab (link = runtime - slide).
+
+#include "core/util/result.h"
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <vector>
+
+namespace gort::core::trace {
+
+inline constexpr uint32_t kVersion = 1;
+
+/// What a probe site is, for the analysis.
+enum class SiteKind : uint8_t {
+  kEntry = 1,       ///< function entry (a map-write window opens; used where no flag site exists)
+  kWriteBegin = 2,  ///< the instruction that sets the map's writing flag (window opens)
+  kWriteEnd = 3,    ///< the instruction that clears it (window closes)
+  kReturn = 4,      ///< a RET (window closes; used where no flag site exists)
+  kThrow = 5,       ///< runtime.fatal / runtime.throw entry: the goroutine is about to die
+  kGoStart = 6,     ///< a goroutine got its goid (event.g = the new g, event.goid set)
+  kGoExit = 7,      ///< a goroutine exits (event.g = the dying g)
+};
+const char* to_string(SiteKind k);  ///< "entry", "write-begin", "write-end", "return", "throw", "go-start", "go-exit"
+/// The inverse of to_string(SiteKind); nullopt for an unknown name.
+std::optional<SiteKind> parse_site_kind(std::string_view name);
+
+/// One probed instruction. Events refer to it by index in Header::sites.
+struct Site {
+  SiteKind kind = SiteKind::kEntry;
+  std::string function;  ///< e.g. "runtime.mapassign_faststr"
+  std::string op;        ///< "assign", "delete", "clear", "clone"; "" for non-map sites
+  uint64_t pc = 0;       ///< runtime address of the probed instruction
+  std::string backend;   ///< "hw", "uprobe"
+};
+
+struct Header {
+  uint32_t version = kVersion;
+  std::string executable;    ///< absolute path of the target's binary when recorded
+  std::string build_id;      ///< Go build ID (or ""), to check a --binary override
+  std::string go_version;    ///< "go1.26.8"
+  std::string map_impl;      ///< "swiss" or "hmap"
+  int64_t slide = 0;         ///< runtime - link address of the executable (PIE), else 0
+  int32_t pid = 0;
+  std::vector<std::string> command;  ///< argv when launched by gort record, else empty
+  uint64_t start_ns = 0;     ///< CLOCK_MONOTONIC when probes were armed
+  uint32_t stack_depth = 0;  ///< max PCs per event stack (0: no stacks)
+  std::vector<Site> sites;
+};
+
+/// One probe hit.
+struct Event {
+  uint64_t time_ns = 0;
+  uint32_t site = 0;          ///< index into Header::sites
+  uint32_t tid = 0;
+  uint32_t cpu = 0;
+  uint64_t g = 0;             ///< g pointer (R14 in ABIInternal code), 0 if unknown
+  uint64_t goid = 0;          ///< goroutine id: known at kGoStart, else 0 (the reader's
+                              ///< resolve_goids() fills it from kGoStart/kGoExit and g)
+  uint64_t map = 0;           ///< map pointer for map sites, else 0
+  std::optional<uint64_t> key;  ///< integer key (fast32/fast64 variants) when cheap
+  /// User stack, innermost first: runtime PCs. For map sites stack[0] is the probed
+  /// site's pc and stack[1] the return address into the caller (also at entry sites,
+  /// where the frame-pointer chain alone would skip it).
+  std::vector<uint64_t> stack;
+};
+
+/// Written last by the recorder. A trace without one was cut short (recorder killed).
+struct Summary {
+  uint64_t end_ns = 0;
+  uint64_t events = 0;        ///< events written
+  uint64_t lost = 0;          ///< samples the kernel dropped (ring full)
+  uint64_t filtered = 0;      ///< events dropped by --maps
+  std::string end_reason;     ///< "duration", "interrupted", "target exited (status 0)",
+                              ///< "target killed by signal 6", "stopped"
+  std::vector<std::string> warnings;  ///< e.g. "runtime.mapclone: no probe placed"
+};
+
+class Writer {
+ public:
+  static Result<Writer> create(const std::string& path, const Header& h);
+  Writer(Writer&&) noexcept;
+  Writer& operator=(Writer&&) noexcept;
+  ~Writer();  ///< flushes; a Writer destroyed without finish() leaves a trace without summary
+  Result<void> add(const Event& e);
+  /// Writes the events buffered so far as a complete block, so that a trace cut short
+  /// later (recorder killed) still holds them. Blocks are written when they fill (64 KiB);
+  /// the recorder calls this periodically (e.g. every second) to bound what a kill loses.
+  Result<void> flush();
+  /// Writes the summary and closes the file. Summary::events is set to the number of
+  /// events added (the count the reader checks against the blocks).
+  Result<void> finish(const Summary& s);
+  uint64_t bytes() const;   ///< bytes of the trace so far, including events not yet flushed
+  uint64_t events() const;  ///< events added so far
+ private:
+  struct Impl;
+  explicit Writer(Impl* impl);
+  Impl* impl_ = nullptr;
+};
+
+class Reader {
+ public:
+  /// Opens PATH and reads its header. Corrupt or truncated input fails with a message
+  /// naming the byte offset and the reason ("offset 4096: block checksum mismatch").
+  /// PARTIAL: accept a trace cut short (no summary; a torn last block is dropped).
+  static Result<Reader> open(const std::string& path, bool partial = false);
+  Reader(Reader&&) noexcept;
+  Reader& operator=(Reader&&) noexcept;
+  ~Reader();
+  const Header& header() const;
+  /// Next event into E; false at the end of the events. Fails on corruption (offset, reason).
+  Result<bool> next(Event& e);
+  /// The summary once next() returned false; nullopt for a partial trace.
+  const std::optional<Summary>& summary() const;
+  /// Events in the blocks open() found (all of them unless a block turns out corrupt),
+  /// known before reading them: for progress and reserve().
+  uint64_t event_count() const;
+  size_t block_count() const;
+ private:
+  struct Impl;
+  explicit Reader(Impl* impl);
+  Impl* impl_ = nullptr;
+};
+
+/// Fills Event::goid of EVENTS (time-ordered) from their kGoStart events and g pointers:
+/// an event on g at time t belongs to the goroutine of g's latest kGoStart before t (not
+/// ended by a kGoExit before t). Unknown stays 0.
+void resolve_goids(const Header& h, std::vector<Event>& events);
+
+/// resolve_goids one event at a time, for a reader streaming events in time order.
+class GoidResolver {
+ public:
+  explicit GoidResolver(const Header& h);
+  void apply(Event& e);  ///< fills e.goid if 0 and known; tracks kGoStart / kGoExit
+ private:
+  std::vector<SiteKind> kinds_;
+  std::unordered_map<uint64_t, uint64_t> live_;  ///< g -> goid of its current goroutine
+};
+
+}  // namespace gort::core::trace
