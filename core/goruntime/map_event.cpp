@@ -26,17 +26,7 @@ enum : uint8_t {
   kKindPointer = 22, kKindString = 24, kKindUnsafePointer = 26,
 };
 
-uint64_t reg_by_name(const ThreadRegs& r, std::string_view name) {
-  if (name == "rax") return r.rax;
-  if (name == "rbx") return r.rbx;
-  if (name == "rcx") return r.rcx;
-  if (name == "rdx") return r.rdx;
-  if (name == "rsi") return r.rsi;
-  if (name == "rdi") return r.rdi;
-  if (name == "r8") return r.r8;
-  if (name == "r9") return r.r9;
-  return 0;
-}
+uint64_t reg_by_name(const ThreadRegs& r, std::string_view name) { return reg_value(r, name); }
 
 bool is_runtime_frame(std::string_view fn) {
   return fn.starts_with("runtime.") || fn.starts_with("internal/runtime/");

@@ -207,7 +207,11 @@ struct PerfProbeSet::Impl {
     a.use_clockid = 1;
     a.clockid = CLOCK_MONOTONIC;
     if (opts.mode == ProbeMode::kSample) {
-      a.sample_type = probe_sample_type();
+      a.sample_type = probe_sample_type(opts.callchain_depth > 0);
+      if (opts.callchain_depth > 0) {
+        a.exclude_callchain_kernel = 1;
+        a.sample_max_stack = static_cast<uint16_t>(std::min<uint32_t>(opts.callchain_depth, 127));
+      }
       a.sample_regs_user = probe_regs_mask();
       a.sample_stack_user = std::max<uint32_t>(8, (opts.stack_bytes + 7) & ~7u);
       if (opts.wakeup_bytes) {
@@ -441,7 +445,7 @@ struct PerfProbeSet::Impl {
           lost += k;
         } else if (type == PERF_RECORD_SAMPLE) {
           uint64_t id = 0;
-          if (!decode_probe_sample(rec, s, id)) return;
+          if (!decode_probe_sample(rec, s, id, opts.callchain_depth > 0)) return;
           auto it = id_to_probe.find(id);
           if (it == id_to_probe.end()) return;
           if (static_cast<int>(s.pid) != pid) {  // a per-CPU uprobe hit by another process

@@ -59,6 +59,11 @@ struct ProbeOptions {
   /// the reader per sample more than doubled the per-hit cost on a 2-vCPU VM (~35 us vs
   /// ~16 us): pass ring_bytes/16 or so when latency does not matter, and poll with a timeout.
   uint32_t wakeup_bytes = 0;
+  /// kSample: also record the user call chain (the kernel walks the frame pointers: Go
+  /// keeps them), at most this many entries; 0 = none. The chain starts at the sample's
+  /// ip; at a function's entry (and at a RET) it skips the caller whose return address
+  /// is at [rsp] (rbp still belongs to the caller): take it from the stack bytes.
+  uint32_t callchain_depth = 0;
 };
 
 /// One hit, decoded from a PERF_RECORD_SAMPLE.
@@ -68,6 +73,7 @@ struct ProbeSample {
   uint32_t pid = 0, tid = 0, cpu = 0;
   ThreadRegs regs;        ///< user registers at the hit (tid filled)
   std::vector<uint8_t> stack;  ///< stack_bytes bytes from rsp upward
+  std::vector<uint64_t> callchain;  ///< user PCs, innermost (ip) first; empty unless asked
 };
 
 class PerfProbeSet {

@@ -8,9 +8,9 @@
 
 namespace gort::core {
 
-uint64_t probe_sample_type() {
+uint64_t probe_sample_type(bool callchain) {
   return PERF_SAMPLE_IDENTIFIER | PERF_SAMPLE_IP | PERF_SAMPLE_TID | PERF_SAMPLE_TIME | PERF_SAMPLE_CPU |
-         PERF_SAMPLE_REGS_USER | PERF_SAMPLE_STACK_USER;
+         PERF_SAMPLE_REGS_USER | PERF_SAMPLE_STACK_USER | (callchain ? PERF_SAMPLE_CALLCHAIN : 0);
 }
 
 uint64_t probe_regs_mask() {
@@ -35,7 +35,7 @@ struct Cursor {
 };
 }  // namespace
 
-bool decode_probe_sample(std::span<const uint8_t> rec, ProbeSample& out, uint64_t& id) {
+bool decode_probe_sample(std::span<const uint8_t> rec, ProbeSample& out, uint64_t& id, bool callchain) {
   Cursor c{rec};
   id = c.u64();
   uint64_t ip = c.u64();
@@ -44,6 +44,15 @@ bool decode_probe_sample(std::span<const uint8_t> rec, ProbeSample& out, uint64_
   out.tid = static_cast<uint32_t>(pidtid >> 32);
   out.time_ns = c.u64();
   out.cpu = static_cast<uint32_t>(c.u64());
+  out.callchain.clear();
+  if (callchain) {  // PERF_SAMPLE_CALLCHAIN comes after CPU (and PERIOD/READ, not asked for)
+    uint64_t nr = c.u64();
+    if (!c.ok || nr > (rec.size() - c.off) / 8) return false;
+    for (uint64_t i = 0; i < nr; i++) {
+      uint64_t pc = c.u64();
+      if (pc < static_cast<uint64_t>(PERF_CONTEXT_MAX)) out.callchain.push_back(pc);
+    }
+  }
   out.regs = ThreadRegs{};
   out.regs.tid = out.tid;
   out.regs.rip = ip;

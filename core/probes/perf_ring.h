@@ -16,7 +16,7 @@ namespace gort::core {
 /// x86-64 perf regs: AX BX CX DX SI DI BP SP IP (bits 0-8), R8-R15 (bits 16-23). FLAGS and
 /// the segment registers are left out (DS/ES/FS/GS are rejected on x86-64; fs_base is not
 /// a perf register at all).
-uint64_t probe_sample_type();
+uint64_t probe_sample_type(bool callchain = false);
 uint64_t probe_regs_mask();
 
 /// Calls FN(type, record bytes incl. the 8-byte header) for every complete record between
@@ -50,8 +50,9 @@ uint64_t drain_ring(const uint8_t* data, uint64_t size, uint64_t tail, uint64_t 
   return tail;
 }
 
-/// Decodes a PERF_RECORD_SAMPLE laid out for probe_sample_type() / probe_regs_mask().
-/// Fills OUT (not cookie) and the event id; false if the record is too short.
-bool decode_probe_sample(std::span<const uint8_t> rec, ProbeSample& out, uint64_t& id);
+/// Decodes a PERF_RECORD_SAMPLE laid out for probe_sample_type(CALLCHAIN) /
+/// probe_regs_mask(). Fills OUT (not cookie) and the event id; false if the record is too
+/// short. Context markers (PERF_CONTEXT_USER...) are dropped from the call chain.
+bool decode_probe_sample(std::span<const uint8_t> rec, ProbeSample& out, uint64_t& id, bool callchain = false);
 
 }  // namespace gort::core

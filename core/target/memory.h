@@ -48,6 +48,10 @@ struct ThreadRegs {
   std::string stop_reason;  ///< e.g. "signal SIGTRAP", "" if unknown
 };
 
+/// The general register named NAME ("rax" ... "r15", "rip", "rsp", "rbp") in R; 0 for an
+/// unknown name.
+uint64_t reg_value(const ThreadRegs& r, std::string_view name);
+
 /// Threads of a stopped target (process or core).
 class Threads {
  public:

@@ -42,4 +42,16 @@ Result<void> ProcMemory::read(RemoteAddr addr, std::span<uint8_t> out) const {
   return {};
 }
 
+uint64_t reg_value(const ThreadRegs& r, std::string_view name) {
+  static constexpr std::pair<std::string_view, uint64_t ThreadRegs::*> kRegs[] = {
+      {"rax", &ThreadRegs::rax}, {"rbx", &ThreadRegs::rbx}, {"rcx", &ThreadRegs::rcx}, {"rdx", &ThreadRegs::rdx},
+      {"rsi", &ThreadRegs::rsi}, {"rdi", &ThreadRegs::rdi}, {"rbp", &ThreadRegs::rbp}, {"rsp", &ThreadRegs::rsp},
+      {"r8", &ThreadRegs::r8},   {"r9", &ThreadRegs::r9},   {"r10", &ThreadRegs::r10}, {"r11", &ThreadRegs::r11},
+      {"r12", &ThreadRegs::r12}, {"r13", &ThreadRegs::r13}, {"r14", &ThreadRegs::r14}, {"r15", &ThreadRegs::r15},
+      {"rip", &ThreadRegs::rip}};
+  for (auto& [n, m] : kRegs)
+    if (n == name) return r.*m;
+  return 0;
+}
+
 }  // namespace gort::core

@@ -85,3 +85,23 @@ TEST_CASE("decode_probe_sample reads ids, registers in perf order and the user s
   rec.resize(rec.size() - 16);  // truncated inside the stack dump
   CHECK_FALSE(decode_probe_sample(rec, s, id));
 }
+
+TEST_CASE("decode_probe_sample reads the user call chain after the cpu, without context markers") {
+  // identifier, ip, pid|tid<<32, time, cpu, nr, chain (PERF_CONTEXT_USER first), abi, regs,
+  // stack size, 8 bytes, dyn_size.
+  std::vector<uint64_t> w = {7, 0x401000, 100ull | (101ull << 32), 5, 0, 4, static_cast<uint64_t>(PERF_CONTEXT_USER),
+                             0x401000, 0x4aaae5, 0x4bbbb0, PERF_SAMPLE_REGS_ABI_64};
+  for (uint64_t r = 0; r < 17; r++) w.push_back(r);
+  w.insert(w.end(), {8, 0x4aaae5, 8});
+  auto rec = record(PERF_RECORD_SAMPLE, w);
+  ProbeSample s;
+  uint64_t id = 0;
+  REQUIRE(decode_probe_sample(rec, s, id, true));
+  CHECK(s.callchain == std::vector<uint64_t>{0x401000, 0x4aaae5, 0x4bbbb0});
+  CHECK(s.regs.rip == 8);
+  CHECK(s.stack.size() == 8);
+  // A chain length beyond the record is corruption, not a read past the end.
+  w[5] = 1000;
+  rec = record(PERF_RECORD_SAMPLE, w);
+  CHECK_FALSE(decode_probe_sample(rec, s, id, true));
+}
