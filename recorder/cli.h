@@ -35,6 +35,7 @@ extern const Command kInspectCommand;
 extern const Command kSymbolizeCommand;
 extern const Command kLayoutsCommand;
 extern const Command kProbeCommand;
+extern const Command kRecordCommand;
 
 /// Tiny option scanner shared by the subcommands: --flag, --key=value, --key value.
 class OptionParser {

@@ -10,7 +10,8 @@
 namespace gort::recorder {
 
 const std::vector<Command>& commands() {
-  static const std::vector<Command> c = {kInspectCommand, kSymbolizeCommand, kLayoutsCommand, kProbeCommand};
+  static const std::vector<Command> c = {kInspectCommand, kSymbolizeCommand, kLayoutsCommand, kProbeCommand,
+                                         kRecordCommand};
   return c;
 }
 

@@ -5,6 +5,7 @@
 #include "core/binary/go_binary.h"
 
 #include <algorithm>
+#include <cstring>
 
 namespace gort::core {
 
@@ -60,6 +61,19 @@ Result<std::unique_ptr<GoBinary>> GoBinary::open(const std::string& path, Option
   }
   for (auto& n : b->layouts_.notes) b->notes_.push_back(n);
   return b;
+}
+
+std::string GoBinary::build_id() const {
+  // Elf64_Nhdr {namesz, descsz, type = 4}, name "Go\0\0", then the ID (cmd/internal/buildid).
+  auto data = elf_->section_data(".note.go.buildid");
+  if (!data || data->size() < 16) return "";
+  const uint8_t* p = data->data();
+  uint32_t namesz, descsz;
+  std::memcpy(&namesz, p, 4);
+  std::memcpy(&descsz, p + 4, 4);
+  size_t desc_at = 12 + ((namesz + 3) & ~3u);
+  if (desc_at + descsz > data->size()) return "";
+  return std::string(reinterpret_cast<const char*>(p + desc_at), descsz);
 }
 
 }  // namespace gort::core

@@ -36,6 +36,9 @@ class GoBinary {
   LayoutSource layout_source() const { return layouts_.source; }
   const std::vector<std::string>& notes() const { return notes_; }
   bool stripped() const { return !elf_->has_symbols(); }
+  /// The Go build ID from the .note.go.buildid note ("" when absent): tells whether a
+  /// binary given later is the one a trace was recorded from.
+  std::string build_id() const;
 
   /// A function by exact name, from pclntab (works when stripped).
   std::optional<FuncInfo> func(std::string_view name) const { return pclntab_->find_func(name); }

@@ -1,0 +1,351 @@
+// The recording engine (recorder.h). Facts it rests on:
+//  * ABIInternal keeps the current g in R14 in every Go function (go-runtime.md 1.2), so
+//    a map site's g is R14 at the hit; runtime.newproc1 runs on the system stack (R14 is
+//    g0 there), which is why goroutine creation is read at the store of the new goid:
+//    its base register is the new g, its source register the goid.
+//  * runtime.goexit0(gp) is called by mcall with gp in RAX (asm_amd64.s mcall).
+//  * The perf user call chain walks frame pointers from RBP; at a function's entry (and
+//    at its RETs) RBP still belongs to the caller, so the chain would skip the caller
+//    whose return address sits at [rsp]: it is put back from the sampled stack bytes.
+//  * Rings are drained one CPU after another, so a batch is sorted by time before it is
+//    written (events of one thread are always in order).
+
+#include "core/record/recorder.h"
+
+#include "core/disasm/decoder.h"
+#include "core/goruntime/goroutines.h"
+#include "core/goruntime/map_event.h"
+#include "core/target/memory.h"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <fstream>
+#include <unistd.h>
+
+namespace gort::core::record {
+
+const std::vector<std::string> kDefaultHwOrder = {
+    "runtime.mapassign_faststr", "runtime.mapassign_fast64", "runtime.mapassign",
+    "runtime.mapassign_fast32",  "runtime.mapassign_fast64ptr", "runtime.mapdelete_faststr",
+    "runtime.mapdelete_fast64",  "runtime.mapdelete",
+};
+
+namespace {
+
+bool is_map_role(ProbeRole r) {
+  return r == ProbeRole::kMapAssign || r == ProbeRole::kMapDelete || r == ProbeRole::kMapClear ||
+         r == ProbeRole::kMapClone;
+}
+
+PlannedSite make_site(trace::SiteKind kind, const std::string& function, const std::string& op, RemoteAddr addr) {
+  PlannedSite p;
+  p.site.kind = kind;
+  p.site.function = function;
+  p.site.op = op;
+  p.link_addr = addr;
+  return p;
+}
+
+/// The sites of one map-write function: its flag stores when it has both kinds, else its
+/// entry and RETs (a window from entry to return is wider but never misses an overlap).
+void add_map_sites(const Probe& probe, std::vector<PlannedSite>& out) {
+  std::string op = map_op(probe.role);
+  if (!probe.write_begin.empty() && !probe.write_end.empty()) {
+    for (auto& fs : probe.write_begin) {
+      out.push_back(make_site(trace::SiteKind::kWriteBegin, probe.function, op, fs.addr));
+      out.back().map_reg = fs.base_reg;
+    }
+    for (auto& fs : probe.write_end) {
+      out.push_back(make_site(trace::SiteKind::kWriteEnd, probe.function, op, fs.addr));
+      out.back().map_reg = fs.base_reg;
+    }
+    return;
+  }
+  out.push_back(make_site(trace::SiteKind::kEntry, probe.function, op, probe.entry));
+  out.back().map_reg = probe.map_reg;
+  if (probe.key_kind == "u64" || probe.key_kind == "u32") out.back().key_reg = probe.key_reg;
+  out.back().ret_at_rsp = true;
+  for (auto r : probe.returns) {
+    out.push_back(make_site(trace::SiteKind::kReturn, probe.function, op, r));
+    out.back().ret_at_rsp = true;
+  }
+}
+
+/// runtime.newproc1's store of the new goroutine's id: `MOV [newg + g.goid], reg`.
+Result<PlannedSite> goid_store_site(const GoBinary& bin) {
+  auto fi = bin.func("runtime.newproc1");
+  if (!fi) return make_error(ErrorKind::kNotFound, "runtime.newproc1 not found");
+  uint32_t off = bin.layouts().g_goid;
+  if (!bin.layouts().has(off)) return make_error(ErrorKind::kNotFound, "no g.goid offset for {}", bin.version().raw);
+  GORT_TRY(auto code, bin.code(*fi));
+  GORT_TRY(auto dec, Decoder::create());
+  std::vector<const Insn*> hits;
+  auto insns = dec.decode(code, fi->entry);
+  for (auto& in : insns) {
+    if (in.mnem == Mnem::kMov && in.op_count == 2 && in.ops[0].is_mem() && in.ops[0].size == 8 &&
+        in.ops[0].disp == static_cast<int64_t>(off) && in.ops[0].index == Reg::kNone && in.ops[1].is_reg() &&
+        in.ops[0].base != Reg::kRsp && in.ops[0].base != Reg::kRip)
+      hits.push_back(&in);
+  }
+  if (hits.size() != 1)
+    return make_error(ErrorKind::kNotFound, "runtime.newproc1: {} stores to g.goid (+{:#x}), expected 1", hits.size(),
+                      off);
+  PlannedSite p = make_site(trace::SiteKind::kGoStart, "runtime.newproc1", "", hits[0]->addr);
+  p.g_reg = to_string(hits[0]->ops[0].base);
+  p.goid_reg = to_string(hits[0]->ops[1].reg);
+  return p;
+}
+
+int hw_rank(const std::string& fn, const std::vector<std::string>& order) {
+  auto it = std::find(order.begin(), order.end(), fn);
+  return it == order.end() ? static_cast<int>(order.size()) : static_cast<int>(it - order.begin());
+}
+
+}  // namespace
+
+Result<std::vector<PlannedSite>> plan_sites(const GoBinary& bin, const std::vector<std::string>& hw_first,
+                                            std::vector<std::string>& warnings) {
+  GORT_TRY(auto plan, build_probe_plan(bin));
+  for (auto& w : plan.warnings) warnings.push_back(w);
+  std::vector<PlannedSite> map_sites;
+  for (auto& p : plan.probes)
+    if (is_map_role(p.role)) add_map_sites(p, map_sites);
+  if (map_sites.empty())
+    return make_error(ErrorKind::kNotFound,
+                      "no map-write function in {}: the program never writes a map (nothing to record)",
+                      bin.elf().path());
+  const auto& order = hw_first.empty() ? kDefaultHwOrder : hw_first;
+  std::stable_sort(map_sites.begin(), map_sites.end(), [&](const PlannedSite& a, const PlannedSite& b) {
+    return hw_rank(a.site.function, order) < hw_rank(b.site.function, order);
+  });
+  std::vector<PlannedSite> out = std::move(map_sites);
+  // "concurrent map writes" is thrown through runtime.fatal; swiss maps (1.24+) call their
+  // own linknamed internal/runtime/maps.fatal, which may inline runtime.fatal.
+  size_t throws = 0;
+  for (const char* fn : {"runtime.fatal", "internal/runtime/maps.fatal"}) {
+    if (auto fi = bin.func(fn)) {
+      out.push_back(make_site(trace::SiteKind::kThrow, fn, "", fi->entry));
+      out.back().ret_at_rsp = true;
+      throws++;
+    }
+  }
+  if (throws == 0)
+    warnings.push_back("runtime.fatal not found: a goroutine that throws 'concurrent map writes' is not recorded");
+  if (auto gs = goid_store_site(bin)) {
+    out.push_back(*gs);
+  } else {
+    warnings.push_back(gs.error().message + ": goroutines created during the recording have no id");
+  }
+  if (auto fi = bin.func("runtime.goexit0")) {
+    out.push_back(make_site(trace::SiteKind::kGoExit, "runtime.goexit0", "", fi->entry));
+    out.back().g_reg = "rax";
+  } else {
+    warnings.push_back("runtime.goexit0 not found: a reused g may merge two goroutines");
+  }
+  return out;
+}
+
+Result<int64_t> load_slide(int pid, const GoBinary& bin) {
+  if (!bin.elf().is_pie()) return int64_t{0};
+  char exe[4096];
+  ssize_t n = ::readlink(fmt::format("/proc/{}/exe", pid).c_str(), exe, sizeof exe - 1);
+  if (n <= 0) return make_error(ErrorKind::kIo, "cannot read /proc/{}/exe: process gone?", pid);
+  std::string exe_path(exe, n);
+  uint64_t link_base = UINT64_MAX;
+  for (auto& s : bin.elf().segments())
+    if (s.type == 1 /* PT_LOAD */ && s.offset == 0) link_base = s.vaddr.value() & ~uint64_t(0xfff);
+  if (link_base == UINT64_MAX) return make_error(ErrorKind::kBadInput, "{}: no PT_LOAD at file offset 0", bin.elf().path());
+  std::ifstream maps(fmt::format("/proc/{}/maps", pid));
+  std::string line;
+  while (std::getline(maps, line)) {
+    unsigned long lo, hi, off;
+    int path_at = 0;
+    if (std::sscanf(line.c_str(), "%lx-%lx %*s %lx %*s %*s %n", &lo, &hi, &off, &path_at) < 3 || path_at == 0) continue;
+    if (off == 0 && line.substr(path_at) == exe_path) return static_cast<int64_t>(lo - link_base);
+  }
+  return make_error(ErrorKind::kIo, "no mapping of {} in /proc/{}/maps", exe_path, pid);
+}
+
+Result<std::unique_ptr<Recorder>> Recorder::start(int pid, std::unique_ptr<GoBinary> bin, int64_t slide,
+                                                  const RecordOptions& opts) {
+  std::unique_ptr<Recorder> r(new Recorder());
+  r->pid_ = pid;
+  r->slide_ = slide;
+  r->opts_ = opts;
+  GORT_TRY(auto sites, plan_sites(*bin, opts.hw_first, r->warnings_));
+  r->sites_ = std::move(sites);
+  for (uint64_t m : opts.maps) r->maps_.insert(m);
+
+  std::vector<ProbeSpec> specs;
+  for (size_t i = 0; i < r->sites_.size(); i++)
+    specs.push_back({r->sites_[i].link_addr + slide, ProbeKind::kExec, static_cast<uint32_t>(i), "", 0});
+  ProbeOptions po;
+  po.mode = ProbeMode::kSample;
+  po.allow_uprobes = opts.allow_uprobes;
+  po.max_hw = opts.max_hw;
+  po.stack_bytes = 8;
+  po.ring_pages = opts.ring_pages;
+  po.callchain_depth = opts.stack_depth;
+  // Wake the reader a few times per ring, not per sample: waking per sample doubles the
+  // per-hit cost on a 2-vCPU machine (perf_probes.h).
+  po.wakeup_bytes = static_cast<uint32_t>(opts.ring_pages * 4096u / 8);
+  r->start_ns_ = monotonic_ns();
+  GORT_TRY(auto set, PerfProbeSet::create(pid, specs, po));
+  r->probes_ = std::move(set);
+
+  trace::Header& h = r->header_;
+  h.executable = bin->elf().path();
+  h.build_id = bin->build_id();
+  h.go_version = bin->version().raw;
+  h.map_impl = bin->map_impl() == MapImpl::kSwiss ? "swiss" : "hmap";
+  h.slide = slide;
+  h.pid = pid;
+  h.command = opts.command;
+  h.start_ns = r->start_ns_;
+  h.stack_depth = opts.stack_depth;
+  const auto& st = r->probes_->status();
+  size_t placed = 0;
+  for (size_t i = 0; i < r->sites_.size(); i++) {
+    PlannedSite& ps = r->sites_[i];
+    ps.site.pc = (ps.link_addr + slide).value();
+    ps.site.backend = to_string(st[i].backend);
+    if (st[i].backend == ProbeBackend::kNone) {
+      r->warnings_.push_back(fmt::format("{} {} at {:#x}: not probed: {}", ps.site.function,
+                                         trace::to_string(ps.site.kind), ps.site.pc, st[i].error));
+    } else {
+      placed++;
+    }
+    h.sites.push_back(ps.site);
+  }
+  if (placed == 0) return make_error(ErrorKind::kIo, "no probe could be placed: {}", r->warnings_.back());
+  r->bin_ = std::move(bin);
+  GORT_TRY(auto w, trace::Writer::create(opts.output, h));
+  r->writer_.emplace(std::move(w));
+  GORT_TRY_VOID(r->write_existing_goroutines());
+  return r;
+}
+
+Recorder::~Recorder() {
+  if (!finished_) probes_.reset();  // never leave probes behind, even on an error path
+}
+
+/// The goroutines alive when recording starts have no kGoStart of their own: read them
+/// from allgs, after the probes are armed (a goroutine created in between gets both).
+Result<void> Recorder::write_existing_goroutines() {
+  auto allgs = find_allgs(*bin_);
+  if (!allgs) {
+    warnings_.push_back(allgs.error().message + ": goroutines that existed before recording have no id");
+    return {};
+  }
+  auto mem = ProcMemory::open(pid_);
+  if (!mem) {
+    warnings_.push_back(mem.error().message + ": goroutines that existed before recording have no id");
+    return {};
+  }
+  auto gs = read_goroutines(**mem, bin_->layouts(), bin_->version(), allgs->addr + slide_);
+  if (!gs) {
+    warnings_.push_back(gs.error().message + ": goroutines that existed before recording have no id");
+    return {};
+  }
+  uint32_t site = UINT32_MAX;
+  for (size_t i = 0; i < sites_.size(); i++)
+    if (sites_[i].site.kind == trace::SiteKind::kGoStart) site = static_cast<uint32_t>(i);
+  if (site == UINT32_MAX) return {};
+  for (auto& g : *gs) {
+    trace::Event e;
+    e.time_ns = start_ns_;
+    e.site = site;
+    e.g = g.g.value();
+    e.goid = g.goid;
+    e.tid = static_cast<uint32_t>(g.thread_id);
+    GORT_TRY_VOID(writer_->add(e));
+    events_++;
+  }
+  return {};
+}
+
+void Recorder::on_sample(const ProbeSample& s) {
+  if (s.cookie >= sites_.size()) return;
+  const PlannedSite& ps = sites_[s.cookie];
+  trace::Event e;
+  e.time_ns = s.time_ns;
+  e.site = s.cookie;
+  e.tid = s.tid;
+  e.cpu = s.cpu;
+  e.g = reg_value(s.regs, ps.g_reg);
+  if (!ps.goid_reg.empty()) e.goid = reg_value(s.regs, ps.goid_reg);
+  if (!ps.map_reg.empty()) e.map = reg_value(s.regs, ps.map_reg);
+  if (!ps.key_reg.empty()) e.key = reg_value(s.regs, ps.key_reg);
+  if (!maps_.empty() && e.map != 0 && !maps_.count(e.map)) {
+    filtered_++;
+    return;
+  }
+  bool map_site = !ps.site.op.empty() || ps.site.kind == trace::SiteKind::kThrow;
+  if (map_site && opts_.stack_depth > 0) {
+    e.stack = s.callchain;
+    if (e.stack.empty()) e.stack.push_back(s.regs.rip);
+    if (ps.ret_at_rsp && s.stack.size() >= 8) {
+      uint64_t ret;
+      std::memcpy(&ret, s.stack.data(), 8);
+      e.stack.insert(e.stack.begin() + 1, ret);
+    }
+    if (e.stack.size() > opts_.stack_depth) e.stack.resize(opts_.stack_depth);
+  }
+  batch_.push_back(std::move(e));
+}
+
+Result<void> Recorder::flush_batch() {
+  std::stable_sort(batch_.begin(), batch_.end(),
+                   [](const trace::Event& a, const trace::Event& b) { return a.time_ns < b.time_ns; });
+  for (auto& e : batch_) GORT_TRY_VOID(writer_->add(e));
+  events_ += batch_.size();
+  batch_.clear();
+  return {};
+}
+
+Result<size_t> Recorder::pump(int timeout_ms) {
+  if (finished_) return size_t{0};
+  size_t n = probes_->poll([this](const ProbeSample& s) { on_sample(s); }, timeout_ms);
+  size_t kept = batch_.size();
+  GORT_TRY_VOID(flush_batch());
+  GORT_TRY_VOID(writer_->flush());
+  (void)n;
+  return kept;
+}
+
+bool Recorder::target_gone() const { return !probes_ || probes_->exited(); }
+
+RecordStats Recorder::stats() const {
+  RecordStats s;
+  s.events = events_;
+  s.lost = probes_ ? probes_->lost() : 0;
+  s.filtered = filtered_;
+  s.bytes = writer_ ? writer_->bytes() : 0;
+  s.elapsed_ns = monotonic_ns() - start_ns_;
+  return s;
+}
+
+const std::vector<ProbeStatus>& Recorder::probes() const { return probes_->status(); }
+
+Result<trace::Summary> Recorder::finish(const std::string& end_reason) {
+  if (finished_) return make_error(ErrorKind::kInternal, "recording already finished");
+  // Whatever the rings still hold (also after the target exited: the kernel keeps them).
+  for (int i = 0; i < 100; i++) {
+    GORT_TRY(size_t n, pump(0));
+    if (n == 0) break;
+  }
+  trace::Summary sum;
+  sum.end_ns = monotonic_ns();
+  sum.lost = probes_->lost();
+  probes_.reset();  // closes every fd: removes every probe
+  finished_ = true;
+  sum.events = events_;
+  sum.filtered = filtered_;
+  sum.end_reason = end_reason;
+  sum.warnings = warnings_;
+  GORT_TRY_VOID(writer_->finish(sum));
+  return sum;
+}
+
+}  // namespace gort::core::record

@@ -1,0 +1,113 @@
+#pragma once
+// The recording engine behind `gort record` and the plugin's `gort record start/stop`:
+// perf probes (hardware breakpoints where the four debug registers allow, uprobes
+// elsewhere) on the write_begin / write_end sites of the probe plan (entries and RETs
+// where a function has no flag site), on runtime.fatal (a goroutine about to throw
+// "concurrent map writes"), and on goroutine creation and exit; every hit becomes one
+// trace::Event written without stopping the program. docs/record.md.
+//
+// The front end owns the process (launch or attach) and the loop: start(), then pump()
+// until it wants to stop or target_gone(), then finish().
+
+#include "core/binary/go_binary.h"
+#include "core/disasm/probe_plan.h"
+#include "core/probes/perf_probes.h"
+#include "core/trace/trace.h"
+#include "core/util/result.h"
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <unordered_set>
+#include <vector>
+
+namespace gort::core::record {
+
+struct RecordOptions {
+  std::string output;                ///< trace file path
+  uint32_t stack_depth = 32;         ///< PCs per event stack; 0 = no stacks
+  std::vector<uint64_t> maps;        ///< keep only these maps' events (runtime addresses); empty = all
+  /// Functions whose sites get the debug registers first (the rest fall back to uprobes).
+  /// Empty: the default order (kDefaultHwOrder).
+  std::vector<std::string> hw_first;
+  int max_hw = 4;
+  bool allow_uprobes = true;
+  uint32_t ring_pages = 1024;        ///< per CPU (4 MiB): a few ms of a map-heavy program
+  std::vector<std::string> command;  ///< argv when gort launched the target (for the header)
+};
+
+/// Map-write functions whose probes get debug registers first by default: the ones
+/// ordinary Go code calls most.
+extern const std::vector<std::string> kDefaultHwOrder;
+
+/// One probed instruction and how to read an event from the registers there.
+struct PlannedSite {
+  trace::Site site;
+  RemoteAddr link_addr;        ///< link-time address
+  std::string map_reg;         ///< register holding the map ("" : none)
+  std::string key_reg;         ///< integer key register at an entry ("" : none)
+  std::string g_reg = "r14";   ///< register holding the g (the new g at kGoStart)
+  std::string goid_reg;        ///< kGoStart: register holding the new goid
+  bool ret_at_rsp = false;     ///< [rsp] is the caller's return address (entry, RET)
+};
+
+/// The sites to probe in BIN, in debug-register priority order. WARNINGS gets what could
+/// not be planned (no newproc1 goid store found, ...): the recording still works.
+Result<std::vector<PlannedSite>> plan_sites(const GoBinary& bin, const std::vector<std::string>& hw_first,
+                                            std::vector<std::string>& warnings);
+
+struct RecordStats {
+  uint64_t events = 0;    ///< written to the trace
+  uint64_t lost = 0;      ///< dropped by the kernel (ring full)
+  uint64_t filtered = 0;  ///< dropped by --maps
+  uint64_t bytes = 0;     ///< trace bytes so far
+  uint64_t elapsed_ns = 0;
+};
+
+class Recorder {
+ public:
+  /// Places the probes on PID (running BIN at SLIDE) and opens the trace. Goroutines that
+  /// already exist are written as kGoStart events first (read from the target's allgs).
+  static Result<std::unique_ptr<Recorder>> start(int pid, std::unique_ptr<GoBinary> bin, int64_t slide,
+                                                 const RecordOptions& opts);
+  ~Recorder();
+
+  /// Drains the rings into the trace, waiting up to TIMEOUT_MS for data. Returns events.
+  Result<size_t> pump(int timeout_ms);
+  /// True once the target has exited (its probes hung up).
+  bool target_gone() const;
+  RecordStats stats() const;
+  const std::vector<ProbeStatus>& probes() const;
+  const std::vector<PlannedSite>& sites() const { return sites_; }
+  const std::vector<std::string>& warnings() const { return warnings_; }
+  const trace::Header& header() const { return header_; }
+  /// Drains what is left, closes the probes, writes the summary. END_REASON: e.g.
+  /// "duration", "interrupted", "target exited (status 2)".
+  Result<trace::Summary> finish(const std::string& end_reason);
+
+ private:
+  Recorder() = default;
+  void on_sample(const ProbeSample& s);
+  Result<void> write_existing_goroutines();
+  Result<void> flush_batch();
+
+  int pid_ = 0;
+  int64_t slide_ = 0;
+  std::unique_ptr<GoBinary> bin_;
+  RecordOptions opts_;
+  std::vector<PlannedSite> sites_;
+  std::vector<std::string> warnings_;
+  trace::Header header_;
+  std::unique_ptr<PerfProbeSet> probes_;
+  std::optional<trace::Writer> writer_;
+  std::vector<trace::Event> batch_;
+  std::unordered_set<uint64_t> maps_;
+  uint64_t events_ = 0, filtered_ = 0, start_ns_ = 0;
+  bool finished_ = false;
+};
+
+/// Runtime minus link-time address of BIN's executable in process PID (0 unless PIE).
+Result<int64_t> load_slide(int pid, const GoBinary& bin);
+
+}  // namespace gort::core::record

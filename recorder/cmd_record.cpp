@@ -1,0 +1,400 @@
+// gort record: records every map write of a Go program without stopping it
+// (core/record/recorder.h), launched (`-- CMD ARGS`) or attached (`-p PID`), into a trace
+// that `gort report` analyses. The target is never stopped after the probes are placed,
+// and never harmed when gort is killed: closing the perf fds removes every probe.
+//
+// Launching: the child stops itself (PTRACE_TRACEME + SIGSTOP) so that the exec is
+// reported as a PTRACE_EVENT_EXEC stop rather than a SIGTRAP; gort places the probes
+// while the new image is stopped (a PIE's load address is known only then), then
+// detaches. If gort dies before that, PTRACE_O_EXITKILL... is not used: a tracer that
+// dies at an event stop simply lets the child run on.
+
+#include "core/binary/go_binary.h"
+#include "core/goruntime/map_event.h"
+#include "core/record/recorder.h"
+#include "recorder/cli.h"
+
+#include <fmt/core.h>
+
+#include <fcntl.h>
+#include <sys/ptrace.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <csignal>
+#include <cstring>
+#include <optional>
+#include <sstream>
+#include <thread>
+
+namespace gort::recorder {
+namespace {
+
+constexpr const char* kUsage = R"(Usage: gort record [-p PID | -- CMD ARGS...] [-o TRACE] [--duration SECONDS]
+                   [--maps ADDR,...] [--stack-depth N] [--hw FUNC,...] [--perf PERF.DATA]
+
+Record every map write of a Go program without stopping it, into TRACE (default
+gort.trace), for `gort report`. Hardware breakpoints (perf_event_open, the CPU's four
+debug registers) go on the map-write functions Go code calls most, uprobes on the rest:
+the instructions that set and clear each map's "writing" flag, runtime.fatal (a
+goroutine about to throw "concurrent map writes"), and goroutine creation and exit.
+Each hit records time (CLOCK_MONOTONIC), thread, CPU, goroutine, map and the user stack.
+
+The program runs on unstopped; it ends the recording by exiting (or crashing), as do
+Ctrl-C and --duration. Killing gort (even with kill -9) leaves it running unharmed.
+
+Options:
+  -p, --pid PID        record a running process
+  -- CMD ARGS...       launch CMD and record it from its first instruction
+  -o, --output TRACE   the trace file (default gort.trace)
+  --duration SECONDS   stop recording after this long (the program runs on)
+  --maps ADDR,...      keep only writes to these maps (hex addresses, as `gort report`
+                       or the program prints them)
+  --stack-depth N      user stack frames per event (default 32; 0: none, smallest trace)
+  --hw FUNC,...        give the debug registers to these functions' sites first
+                       (default: runtime.mapassign_faststr, runtime.mapassign_fast64, ...)
+  --max-hw N           use at most N debug registers (0-4; default 4; 0 = uprobes only)
+  --ring-pages N       perf ring buffer pages per CPU (power of two; default 1024)
+  --perf PERF.DATA     also run `perf record -k CLOCK_MONOTONIC` (scheduler switches and
+                       CPU samples) on the program, for `gort report --perf`
+  -q, --quiet          no progress line
+
+Needs root (or CAP_PERFMON + CAP_SYS_PTRACE). Example:
+  gort record -o race.trace -- ./server --port 8080
+  gort report race.trace)";
+
+volatile sig_atomic_t g_stop = 0;
+void on_signal(int) { g_stop = 1; }
+
+bool parse_u64(const std::string& s, uint64_t& out, int base = 10) {
+  try {
+    size_t used = 0;
+    out = std::stoull(s, &used, base);
+    return used == s.size() && !s.empty();
+  } catch (...) {
+    return false;
+  }
+}
+
+std::vector<std::string> split(const std::string& s) {
+  std::vector<std::string> out;
+  std::stringstream ss(s);
+  std::string part;
+  while (std::getline(ss, part, ','))
+    if (!part.empty()) out.push_back(part);
+  return out;
+}
+
+std::string describe_status(int st) {
+  if (WIFEXITED(st)) {
+    int code = WEXITSTATUS(st);
+    return code == 2 ? "target exited with status 2 (a Go fatal error or panic)"
+                     : fmt::format("target exited with status {}", code);
+  }
+  if (WIFSIGNALED(st)) return fmt::format("target killed by signal {} ({})", WTERMSIG(st), strsignal(WTERMSIG(st)));
+  return "target ended";
+}
+
+struct Options {
+  int pid = 0;
+  std::vector<std::string> command;
+  core::record::RecordOptions rec;
+  double duration = 0;
+  std::string perf_out;
+  bool quiet = false;
+};
+
+/// Launches CMD stopped right after its exec (see the file comment). Returns its pid.
+core::Result<int> launch_stopped(const std::vector<std::string>& cmd) {
+  int errpipe[2];
+  if (::pipe2(errpipe, O_CLOEXEC) != 0) return core::make_error(core::ErrorKind::kIo, "pipe: {}", std::strerror(errno));
+  pid_t child = ::fork();
+  if (child < 0) return core::make_error(core::ErrorKind::kIo, "fork: {}", std::strerror(errno));
+  if (child == 0) {
+    ::close(errpipe[0]);
+    ::ptrace(PTRACE_TRACEME, 0, nullptr, nullptr);
+    ::raise(SIGSTOP);
+    std::vector<char*> argv;
+    for (auto& a : cmd) argv.push_back(const_cast<char*>(a.c_str()));
+    argv.push_back(nullptr);
+    ::execvp(argv[0], argv.data());
+    int e = errno;
+    (void)!::write(errpipe[1], &e, sizeof e);
+    ::_exit(127);
+  }
+  ::close(errpipe[1]);
+  int st = 0;
+  auto fail = [&](std::string why) -> core::Result<int> {
+    ::kill(child, SIGKILL);
+    ::waitpid(child, &st, 0);
+    ::close(errpipe[0]);
+    return core::make_error(core::ErrorKind::kIo, "{}", why);
+  };
+  if (::waitpid(child, &st, 0) != child || !WIFSTOPPED(st)) return fail("the child did not stop before exec");
+  ::ptrace(PTRACE_SETOPTIONS, child, nullptr, reinterpret_cast<void*>(PTRACE_O_TRACEEXEC));
+  ::ptrace(PTRACE_CONT, child, nullptr, nullptr);
+  if (::waitpid(child, &st, 0) != child) return fail("waiting for the exec failed");
+  if (WIFEXITED(st)) {
+    int e = 0;
+    bool got = ::read(errpipe[0], &e, sizeof e) == sizeof e;
+    ::close(errpipe[0]);
+    return core::make_error(core::ErrorKind::kBadInput, "cannot run '{}': {}", cmd[0],
+                            got ? std::strerror(e) : "it exited before exec");
+  }
+  ::close(errpipe[0]);
+  if (!(WIFSTOPPED(st) && (st >> 8) == (SIGTRAP | (PTRACE_EVENT_EXEC << 8))))
+    return fail(fmt::format("unexpected stop of '{}' before exec (status {:#x})", cmd[0], st));
+  return child;
+}
+
+/// `perf record` on PID alongside, writing OUT. Returns perf's pid once it is running.
+core::Result<int> start_perf(int pid, const std::string& out) {
+  if (::access("/usr/bin/perf", X_OK) != 0 && ::system("command -v perf >/dev/null 2>&1") != 0)
+    return core::make_error(core::ErrorKind::kNotFound, "--perf needs perf: apt install linux-perf");
+  ::unlink(out.c_str());
+  std::vector<std::string> args = {"perf", "record", "-q", "-k", "CLOCK_MONOTONIC", "-e", "sched:sched_switch",
+                                   "-e", "cpu-clock", "-F", "999", "-g", "-p", std::to_string(pid), "-o", out};
+  pid_t p = ::fork();
+  if (p < 0) return core::make_error(core::ErrorKind::kIo, "fork: {}", std::strerror(errno));
+  if (p == 0) {
+    ::setpgid(0, 0);  // Ctrl-C goes to gort, which stops perf itself
+    int devnull = ::open("/dev/null", O_RDWR);
+    ::dup2(devnull, 1);
+    std::vector<char*> argv;
+    for (auto& a : args) argv.push_back(const_cast<char*>(a.c_str()));
+    argv.push_back(nullptr);
+    ::execvp("perf", argv.data());
+    ::_exit(127);
+  }
+  // perf writes its header once its events are open.
+  for (int i = 0; i < 500; i++) {
+    int st;
+    if (::waitpid(p, &st, WNOHANG) == p)
+      return core::make_error(core::ErrorKind::kIo, "perf record exited early ({})", describe_status(st).substr(7));
+    struct stat sb;
+    if (::stat(out.c_str(), &sb) == 0 && sb.st_size > 0) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(300));
+      return static_cast<int>(p);
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  ::kill(p, SIGKILL);
+  return core::make_error(core::ErrorKind::kIo, "perf record did not start within 5 s");
+}
+
+void stop_perf(int perf_pid) {
+  if (perf_pid <= 0) return;
+  ::kill(perf_pid, SIGINT);
+  int st;
+  for (int i = 0; i < 1000; i++) {
+    if (::waitpid(perf_pid, &st, WNOHANG) == perf_pid) return;
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  ::kill(perf_pid, SIGKILL);
+  ::waitpid(perf_pid, &st, 0);
+}
+
+std::string human_bytes(uint64_t b) {
+  if (b >= (1u << 20)) return fmt::format("{:.1f} MB", b / 1048576.0);
+  if (b >= 1024) return fmt::format("{:.1f} KB", b / 1024.0);
+  return fmt::format("{} bytes", b);
+}
+
+int record(Options& o) {
+  bool launched = !o.command.empty();
+  int pid = o.pid;
+  if (launched) {
+    auto child = launch_stopped(o.command);
+    if (!child) return report_error(child.error());
+    pid = *child;
+  } else if (::kill(pid, 0) != 0 && errno == ESRCH) {
+    return report_error(core::make_error(core::ErrorKind::kBadInput, "no process {} (it exited, or the pid is wrong)", pid));
+  }
+  // From here on a launched child is ptrace-stopped: every exit path lets it go.
+  auto release = [&](bool kill_it) {
+    if (!launched) return;
+    if (kill_it) {
+      ::kill(pid, SIGKILL);
+      ::ptrace(PTRACE_DETACH, pid, nullptr, nullptr);
+      int st;
+      ::waitpid(pid, &st, 0);
+    } else {
+      ::ptrace(PTRACE_DETACH, pid, nullptr, nullptr);
+    }
+  };
+  char exe[4096];
+  ssize_t n = ::readlink(fmt::format("/proc/{}/exe", pid).c_str(), exe, sizeof exe - 1);
+  if (n <= 0) {
+    release(true);
+    return report_error(core::make_error(core::ErrorKind::kIo,
+                                         "cannot read /proc/{}/exe: {} (run gort as root, or as the program's user with CAP_SYS_PTRACE)",
+                                         pid, std::strerror(errno)));
+  }
+  std::string exe_path(exe, n);
+  auto bin = core::GoBinary::open(exe_path);
+  if (!bin) {
+    release(true);
+    return report_error(bin.error());
+  }
+  auto slide = core::record::load_slide(pid, **bin);
+  if (!slide) {
+    release(true);
+    return report_error(slide.error());
+  }
+  std::string version = (*bin)->version().raw;
+  std::string maps = (*bin)->map_impl() == core::MapImpl::kSwiss ? "swiss" : "hmap";
+  int perf_pid = 0;
+  if (!o.perf_out.empty()) {
+    auto p = start_perf(pid, o.perf_out);
+    if (!p) {
+      release(true);
+      return report_error(p.error());
+    }
+    perf_pid = *p;
+  }
+  o.rec.command = o.command;
+  auto rec = core::record::Recorder::start(pid, std::move(*bin), *slide, o.rec);
+  if (!rec) {
+    stop_perf(perf_pid);
+    release(true);
+    return report_error(rec.error());
+  }
+  release(false);  // the program runs from here on, probes armed
+  auto& r = **rec;
+
+  size_t hw = 0, up = 0;
+  for (auto& s : r.probes()) (s.backend == core::ProbeBackend::kHwBreakpoint ? hw : up) += s.backend != core::ProbeBackend::kNone;
+  fmt::print(stderr, "gort record: {} {} ({}, {} maps): {} sites, {} hardware, {} uprobe; writing {}{}\n",
+             launched ? "launched" : "attached to", pid, version, maps, r.sites().size(), hw, up, o.rec.output,
+             launched ? "" : " (Ctrl-C stops)");
+  for (auto& w : r.warnings()) fmt::print(stderr, "gort record: warning: {}\n", w);
+
+  struct sigaction sa {};
+  sa.sa_handler = on_signal;
+  ::sigaction(SIGINT, &sa, nullptr);
+  ::sigaction(SIGTERM, &sa, nullptr);
+  bool tty = ::isatty(2) && !o.quiet;
+  uint64_t start = core::monotonic_ns(), last_progress = start;
+  std::string reason;
+  int status = 0;
+  while (reason.empty()) {
+    auto pumped = r.pump(100);
+    if (!pumped) {
+      reason = "error: " + pumped.error().message;
+      break;
+    }
+    uint64_t now = core::monotonic_ns();
+    if (g_stop) reason = "interrupted";
+    if (o.duration > 0 && now - start >= static_cast<uint64_t>(o.duration * 1e9)) reason = "duration";
+    if (launched) {
+      if (::waitpid(pid, &status, WNOHANG) == pid) reason = describe_status(status);
+    } else if (r.target_gone()) {
+      reason = "target exited";
+    }
+    if (tty && now - last_progress > 1'000'000'000ull) {
+      auto s = r.stats();
+      fmt::print(stderr, "\rgort record: {} events, {} lost, {}, {:.0f} s   ", s.events, s.lost, human_bytes(s.bytes),
+                 (now - start) / 1e9);
+      last_progress = now;
+    }
+  }
+  if (tty) fmt::print(stderr, "\r\033[K");
+  stop_perf(perf_pid);
+  auto sum = r.finish(reason);
+  if (!sum) return report_error(sum.error());
+  auto s = r.stats();
+  double secs = (sum->end_ns - r.header().start_ns) / 1e9;
+  fmt::print(stderr, "gort record: {} events ({} lost{}) in {:.2f} s, {} ({:.1f} bytes/event) -> {}\n", sum->events,
+             sum->lost, sum->filtered ? fmt::format(", {} filtered by --maps", sum->filtered) : "", secs,
+             human_bytes(s.bytes), sum->events ? double(s.bytes) / sum->events : 0.0, o.rec.output);
+  fmt::print(stderr, "gort record: ended: {}\n", reason);
+  if (sum->lost)
+    fmt::print(stderr,
+               "gort record: warning: the kernel dropped {} events (ring buffer full): a report may miss overlaps; "
+               "rerun with a bigger --ring-pages\n",
+               sum->lost);
+  if (launched && !reason.starts_with("target")) fmt::print(stderr, "gort record: the program (pid {}) runs on\n", pid);
+  fmt::print(stderr, "next: gort report {}{}\n", o.rec.output, o.perf_out.empty() ? "" : " --perf " + o.perf_out);
+  return reason.starts_with("error") ? kExitFailure : kExitOk;
+}
+
+int run_record(const Args& args) {
+  Options o;
+  o.rec.output = "gort.trace";
+  Args opts_part;
+  auto dash = std::find(args.begin(), args.end(), "--");
+  opts_part.assign(args.begin(), dash);
+  if (dash != args.end()) o.command.assign(dash + 1, args.end());
+  OptionParser p(opts_part);
+  std::string tok, v;
+  while (p.next(tok)) {
+    auto need = [&](const char* what) {
+      if (!p.value(v)) {
+        usage_error(kRecordCommand, fmt::format("{} needs {}", tok, what));
+        return false;
+      }
+      return true;
+    };
+    uint64_t n = 0;
+    if (tok == "-p" || tok == "--pid") {
+      if (!need("a process id")) return kExitUsage;
+      if (!parse_u64(v, n) || n == 0 || n > INT32_MAX) return usage_error(kRecordCommand, fmt::format("bad pid '{}'", v));
+      o.pid = static_cast<int>(n);
+    } else if (tok == "-o" || tok == "--output") {
+      if (!need("a file name")) return kExitUsage;
+      o.rec.output = v;
+    } else if (tok == "--duration") {
+      if (!need("seconds")) return kExitUsage;
+      try {
+        size_t used = 0;
+        o.duration = std::stod(v, &used);
+        if (used != v.size() || o.duration <= 0) throw 0;
+      } catch (...) {
+        return usage_error(kRecordCommand, fmt::format("bad --duration '{}' (seconds, e.g. 10 or 0.5)", v));
+      }
+    } else if (tok == "--maps") {
+      if (!need("map addresses")) return kExitUsage;
+      for (auto& a : split(v)) {
+        std::string h = a.rfind("0x", 0) == 0 ? a.substr(2) : a;
+        if (!parse_u64(h, n, 16) || n == 0) return usage_error(kRecordCommand, fmt::format("bad map address '{}'", a));
+        o.rec.maps.push_back(n);
+      }
+    } else if (tok == "--stack-depth") {
+      if (!need("a number") || !parse_u64(v, n) || n > 127)
+        return usage_error(kRecordCommand, "--stack-depth takes 0-127");
+      o.rec.stack_depth = static_cast<uint32_t>(n);
+    } else if (tok == "--hw") {
+      if (!need("function names")) return kExitUsage;
+      o.rec.hw_first = split(v);
+    } else if (tok == "--max-hw") {
+      if (!need("a number") || !parse_u64(v, n) || n > 4) return usage_error(kRecordCommand, "--max-hw takes 0-4");
+      o.rec.max_hw = static_cast<int>(n);
+    } else if (tok == "--ring-pages") {
+      if (!need("a power of two") || !parse_u64(v, n) || n == 0 || (n & (n - 1)) || n > (1u << 16))
+        return usage_error(kRecordCommand, "--ring-pages takes a power of two up to 65536");
+      o.rec.ring_pages = static_cast<uint32_t>(n);
+    } else if (tok == "--perf") {
+      if (!need("a perf.data path")) return kExitUsage;
+      o.perf_out = v;
+    } else if (tok == "-q" || tok == "--quiet") {
+      o.quiet = true;
+    } else if (tok == "-h" || tok == "--help") {
+      fmt::print("{}\n", kUsage);
+      return kExitOk;
+    } else {
+      return usage_error(kRecordCommand, fmt::format("unexpected '{}'", tok));
+    }
+  }
+  if (o.pid == 0 && o.command.empty()) return usage_error(kRecordCommand, "nothing to record: give -p PID or -- CMD ARGS");
+  if (o.pid != 0 && !o.command.empty()) return usage_error(kRecordCommand, "give either -p PID or -- CMD, not both");
+  return record(o);
+}
+
+}  // namespace
+
+const Command kRecordCommand{"record", "record every map write of a Go program, without stopping it", kUsage,
+                             run_record};
+
+}  // namespace gort::recorder
