@@ -41,6 +41,7 @@ struct Site {
   std::string op;        ///< "assign", "delete", "clear", "clone"; "" for non-map sites
   uint64_t pc = 0;       ///< runtime address of the probed instruction
   std::string backend;   ///< "hw", "uprobe"
+  bool operator==(const Site&) const = default;
 };
 
 struct Header {
@@ -55,6 +56,7 @@ struct Header {
   uint64_t start_ns = 0;     ///< CLOCK_MONOTONIC when probes were armed
   uint32_t stack_depth = 0;  ///< max PCs per event stack (0: no stacks)
   std::vector<Site> sites;
+  bool operator==(const Header&) const = default;
 };
 
 /// One probe hit.
@@ -72,6 +74,7 @@ struct Event {
   /// site's pc and stack[1] the return address into the caller (also at entry sites,
   /// where the frame-pointer chain alone would skip it).
   std::vector<uint64_t> stack;
+  bool operator==(const Event&) const = default;
 };
 
 /// Written last by the recorder. A trace without one was cut short (recorder killed).
@@ -83,6 +86,7 @@ struct Summary {
   std::string end_reason;     ///< "duration", "interrupted", "target exited (status 0)",
                               ///< "target killed by signal 6", "stopped"
   std::vector<std::string> warnings;  ///< e.g. "runtime.mapclone: no probe placed"
+  bool operator==(const Summary&) const = default;
 };
 
 class Writer {
@@ -125,6 +129,9 @@ class Reader {
   /// known before reading them: for progress and reserve().
   uint64_t event_count() const;
   size_t block_count() const;
+  /// What --partial skipped, one line each ("trace cut short at offset N: ..."); empty
+  /// for a complete trace.
+  const std::vector<std::string>& notes() const;
  private:
   struct Impl;
   explicit Reader(Impl* impl);
