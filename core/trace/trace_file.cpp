@@ -145,6 +145,8 @@ std::vector<uint8_t> make_record(uint32_t tag, const std::string& payload) {
   return rec;
 }
 
+std::string complete_blocks(size_t n) { return fmt::format("{} complete block{}", n, n == 1 ? "" : "s"); }
+
 std::string tag_name(uint32_t tag) {
   std::string s;
   for (int i = 0; i < 4; i++) {
@@ -394,9 +396,8 @@ Result<void> Reader::Impl::read_preamble_and_header() {
 }
 
 Error Reader::Impl::cut_short(uint64_t off, const std::string& why) const {
-  return corrupt("trace cut short at offset {}: {}no summary (was gort record killed?); pass --partial to read the {} "
-                 "complete blocks",
-                 off, why, blocks.size());
+  return corrupt("trace cut short at offset {}: {}no summary (was gort record killed?); pass --partial to read the {}",
+                 off, why, complete_blocks(blocks.size()));
 }
 
 /// Reads the summary record at OFF; returns the offset after it.
@@ -431,8 +432,8 @@ Result<void> Reader::Impl::scan() {
   uint64_t off = first_record;
   auto torn = [&](uint64_t at, const std::string& why) -> Result<void> {
     if (!partial) return cut_short(at, why);
-    notes.push_back(fmt::format("trace cut short at offset {}: {}no summary; read the {} complete blocks", at, why,
-                                blocks.size()));
+    notes.push_back(fmt::format("trace cut short at offset {}: {}no summary; read the {}", at, why,
+                                complete_blocks(blocks.size())));
     return {};
   };
   while (off < size) {

@@ -483,7 +483,8 @@ TEST_CASE("trace reader: truncation anywhere names the offset; --partial reads t
     CHECK(strict.error.find(fmt::format("trace cut short at offset {}", complete < blocks.size() ? blocks[complete].offset
                                                                                                  : recs.back().offset)) !=
           std::string::npos);
-    CHECK(strict.error.find(fmt::format("pass --partial to read the {} complete blocks", complete)) != std::string::npos);
+    CHECK(strict.error.find(fmt::format("pass --partial to read the {} complete block{}", complete, complete == 1 ? "" : "s")) !=
+          std::string::npos);
     REQUIRE_MESSAGE(partial.ok, partial.error);
     CHECK_FALSE(partial.summary);
     REQUIRE(partial.events.size() == n_events);
@@ -501,7 +502,7 @@ TEST_CASE("trace reader: a block length past the end of the file") {
   write_bytes(f.path, b);
   auto res = read_all(f.path);
   CHECK(res.error == fmt::format("{}: trace cut short at offset {}: its {}-byte block runs past the end of the file ({} "
-                                 "bytes), no summary (was gort record killed?); pass --partial to read the 1 complete blocks",
+                                 "bytes), no summary (was gort record killed?); pass --partial to read the 1 complete block",
                                  f.path, blk.offset, huge, b.size()));
   uint32_t absurd = 0x7fffffff;
   std::memcpy(&b[blk.offset + 4], &absurd, 4);
