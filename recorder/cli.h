@@ -36,6 +36,7 @@ extern const Command kSymbolizeCommand;
 extern const Command kLayoutsCommand;
 extern const Command kProbeCommand;
 extern const Command kRecordCommand;
+extern const Command kDumpCommand;
 
 /// Tiny option scanner shared by the subcommands: --flag, --key=value, --key value.
 class OptionParser {
