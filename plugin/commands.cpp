@@ -8,6 +8,7 @@ void register_commands(lldb::SBCommand& root) {
   register_map_commands(root);
   register_goroutine_commands(root);
   register_break_commands(root);
+  register_record_commands(root);
 }
 
 }  // namespace gort::plugin

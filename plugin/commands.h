@@ -10,4 +10,5 @@ void register_info_commands(lldb::SBCommand& root);  // cmd_info.cpp: gort info,
 void register_map_commands(lldb::SBCommand& root);   // cmd_map.cpp: gort map
 void register_goroutine_commands(lldb::SBCommand& root);  // cmd_goroutines.cpp: gort goroutines, gort bt
 void register_break_commands(lldb::SBCommand& root);  // cmd_break.cpp: gort break maps/clear, gort watch map, gort hit
+void register_record_commands(lldb::SBCommand& root);  // cmd_record.cpp: gort record start/stop
 }  // namespace gort::plugin

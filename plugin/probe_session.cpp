@@ -11,6 +11,7 @@
 
 #include "plugin/go_setup.h"
 #include "plugin/lldb_target.h"
+#include "plugin/recording.h"
 
 #include <fmt/format.h>
 
@@ -521,8 +522,9 @@ bool before_detach(void* baton, const char**) {
   if (!dbg.IsValid()) return false;
   lldb::SBTarget target = dbg.GetSelectedTarget();
   if (!target.IsValid() || !target.GetProcess().IsValid()) return false;
-  std::string what;
-  if (ProbeSession* s = ProbeSession::find(dbg.GetID()); s && s->armed()) what = s->clear(dbg);
+  std::string what = stop_recording(dbg.GetID(), "detached");
+  if (ProbeSession* s = ProbeSession::find(dbg.GetID()); s && s->armed())
+    what += (what.empty() ? "" : "; ") + s->clear(dbg);
   if (size_t n = delete_all_watchpoints(target)) {
     what += fmt::format("{}{} more watchpoint(s) deleted (LLDB 19 would leave them armed)", what.empty() ? "" : "; ", n);
   }
@@ -540,6 +542,7 @@ bool before_detach(void* baton, const char**) {
 
 // Quit, or the end of `lldb -b`: LLDB detaches from attached processes after this.
 void on_destroy(lldb::user_id_t id, void*) {
+  stop_recording(id, "debugger exited");
   lldb::SBDebugger dbg = lldb::SBDebugger::FindDebuggerWithID(static_cast<int>(id));
   if (ProbeSession* s = ProbeSession::find(id)) {
     if (dbg.IsValid()) {
