@@ -6,7 +6,8 @@
 //  * runtime.goexit0(gp) is called by mcall with gp in RAX (asm_amd64.s mcall).
 //  * The perf user call chain walks frame pointers from RBP; at a function's entry (and
 //    at its RETs) RBP still belongs to the caller, so the chain would skip the caller
-//    whose return address sits at [rsp]: it is put back from the sampled stack bytes.
+//    whose return address sits at [rsp]: it is put back from the sampled stack bytes
+//    (unless the kernel did: 6.x does for a uprobe on a function's first instruction).
 //  * Rings are drained one CPU after another, so a batch is sorted by time before it is
 //    written (events of one thread are always in order).
 
@@ -288,7 +289,8 @@ void Recorder::on_sample(const ProbeSample& s) {
     if (ps.ret_at_rsp && s.stack.size() >= 8) {
       uint64_t ret;
       std::memcpy(&ret, s.stack.data(), 8);
-      e.stack.insert(e.stack.begin() + 1, ret);
+      // Recent kernels already add [rsp] for a uprobe on a function's first instruction.
+      if (e.stack.size() < 2 || e.stack[1] != ret) e.stack.insert(e.stack.begin() + 1, ret);
     }
     if (e.stack.size() > opts_.stack_depth) e.stack.resize(opts_.stack_depth);
   }
