@@ -89,6 +89,7 @@ struct Summary {
   bool operator==(const Summary&) const = default;
 };
 
+/// Not thread-safe: one thread (the recorder's drain thread) adds, flushes and finishes.
 class Writer {
  public:
   static Result<Writer> create(const std::string& path, const Header& h);
