@@ -9,6 +9,7 @@
   cut-short trace is still readable with --partial.
 - Bad input: a dead pid, a program that is not Go, a command that does not exist.
 """
+import collections
 import json
 import os
 import re
@@ -91,21 +92,29 @@ def test_locked_writers_no_finding(toolchain, tmp_path):
 
 def test_events_cover_later_threads_and_goroutines(toolchain, tmp_path):
     """Launched from its first instruction: the writers run on threads the runtime creates
-    later, and their goroutines are created during the recording."""
-    exe = build_sample(toolchain, "concurrent_writes")
+    later, and their goroutines are created during the recording, with the ids the
+    program itself prints."""
+    exe = build_sample(toolchain, "locked_writes")
     trace = tmp_path / "n.trace"
     r = record("-o", str(trace), "--", str(exe), "5000")
     assert r.returncode == 0, r.stdout + r.stderr
-    evs = dump_events(trace)
-    header, events = evs[0], [e for e in evs[1:] if "time_ns" in e]
-    sites = header["sites"]
-    kinds = [sites[e["site"]]["kind"] for e in events]
+    events = [e for e in dump_events(trace) if e["type"] == "event"]
+    kinds = [e["kind"] for e in events]
     assert kinds.count("go-start") >= 3, kinds[:50]
-    writes = [e for e in events if sites[e["site"]]["kind"] == "write-begin"]
-    assert len(writes) >= 2 * 5000, len(writes)
-    assert len({e["tid"] for e in writes}) >= 2 or len({e["g"] for e in writes}) >= 2
-    ids = {int(m[1]) for m in re.finditer(r"goroutine (\d+)$", r.stdout, re.M)}
-    starts = {e["goid"] for e in events if sites[e["site"]]["kind"] == "go-start"}
+    writes = [e for e in events if e["kind"] == "write-begin"]
+    by_map = collections.Counter(e["map"] for e in writes)
+    the_map, n = by_map.most_common(1)[0]
+    assert n >= 2 * 5000, by_map  # plus the runtime's own maps at init
+    writes = [e for e in writes if e["map"] == the_map]
+    assert len({e["g"] for e in writes}) == 2
+    assert all(e["goid"] > 0 for e in writes)
+    assert len({e["tid"] for e in events}) >= 2
+
+    exe = build_sample(toolchain, "concurrent_writes")
+    r = record("-o", str(trace), "--", str(exe), "50")
+    ids = {int(m[1]) for m in re.finditer(r"^writer[AB] goroutine (\d+)$", r.stdout, re.M)}
+    assert len(ids) == 2, r.stdout + r.stderr
+    starts = {e["goid"] for e in dump_events(trace) if e["type"] == "event" and e["kind"] == "go-start"}
     assert ids <= starts, (ids, starts)
 
 
