@@ -23,6 +23,12 @@
 namespace gort::plugin {
 namespace {
 
+/// "2 hardware (SIGTRAP stops)", "1 hardware (sampling, non-stop)", or "0 hardware".
+std::string hardware_count(size_t hw, core::ProbeMode mode) {
+  if (hw == 0) return "0 hardware";
+  return fmt::format("{} hardware ({})", hw, mode == core::ProbeMode::kSample ? "sampling, non-stop" : "SIGTRAP stops");
+}
+
 std::vector<std::string> args_of(char** command) {
   std::vector<std::string> a;
   for (char** p = command; p && *p; ++p) a.emplace_back(*p);
@@ -218,9 +224,8 @@ class BreakMapsCommand : public lldb::SBCommandPluginInterface {
 
     core::ProbeMode mode = cont ? core::ProbeMode::kSample : core::ProbeMode::kSigtrap;
     Placed placed = place(debugger, target, s, probes, hw, mode, result);
-    result.Printf("%s\n", fmt::format("gort: {} map-write function(s): {} hardware ({}), {} software; {}{}{}",
-                                      placed.hw + placed.sw, placed.hw,
-                                      mode == core::ProbeMode::kSample ? "sampling, non-stop" : "SIGTRAP stops",
+    result.Printf("%s\n", fmt::format("gort: {} map-write function(s): {}, {} software; {}{}{}",
+                                      placed.hw + placed.sw, hardware_count(placed.hw, mode),
                                       placed.sw, cont ? "hits are logged, the program keeps running" : "each hit stops",
                                       map ? fmt::format("; only map {:#x}", *map) : "",
                                       log.empty() ? "" : fmt::format("; log {}", log)).c_str());
@@ -284,9 +289,9 @@ class BreakWbCommand : public lldb::SBCommandPluginInterface {
     configure_sigurg(debugger, target);
     core::ProbeMode mode = cont ? core::ProbeMode::kSample : core::ProbeMode::kSigtrap;
     Placed placed = place(debugger, target, s, probes, hw, mode, result);
-    result.Printf("%s\n", fmt::format("gort: {} write-barrier entr{}: {} hardware ({}), {} software; {}{}",
-                                      placed.hw + placed.sw, placed.hw + placed.sw == 1 ? "y" : "ies", placed.hw,
-                                      mode == core::ProbeMode::kSample ? "sampling, non-stop" : "SIGTRAP stops", placed.sw,
+    result.Printf("%s\n", fmt::format("gort: {} write-barrier entr{}: {}, {} software; {}{}",
+                                      placed.hw + placed.sw, placed.hw + placed.sw == 1 ? "y" : "ies",
+                                      hardware_count(placed.hw, mode), placed.sw,
                                       cont ? "hits are logged, the program keeps running" : "each hit stops",
                                       log.empty() ? "" : fmt::format("; log {}", log)).c_str());
     result.Printf("gort: write barriers run only while the GC is marking: hits come in bursts during GC cycles\n");
