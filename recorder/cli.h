@@ -37,6 +37,7 @@ extern const Command kLayoutsCommand;
 extern const Command kProbeCommand;
 extern const Command kRecordCommand;
 extern const Command kDumpCommand;
+extern const Command kReportCommand;
 
 /// Tiny option scanner shared by the subcommands: --flag, --key=value, --key value.
 class OptionParser {

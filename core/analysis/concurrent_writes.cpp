@@ -111,6 +111,7 @@ struct ConcurrentWrites::Impl {
   std::vector<Access> accesses;
   std::vector<Group> groups;
   FlatMap group_index;
+  FlatMap throwers;                            // identities that threw
 
   ConcurrentWritesStats st;
   uint64_t last_t = 0;
@@ -363,6 +364,10 @@ struct ConcurrentWrites::Impl {
 
   void thrown(const trace::Event& e, uint64_t goid, uint64_t ident) {
     st.throws++;
+    // A goroutine dies at its first throw: the next probe on the way (maps.fatal, then
+    // runtime.fatal, then throw) is the same throw.
+    if (throwers.find(ident)) return;
+    throwers.put(ident, 1);
     std::string origin;
     if (opts.throw_origin) {
       origin = opts.throw_origin(e.stack);
@@ -416,7 +421,10 @@ struct ConcurrentWrites::Impl {
         continue;
       if (!best || r.end > best->end) best = &r;
     }
-    if (!best) return;
+    if (!best) {
+      st.unmatched_throws++;
+      return;
+    }
     if (best->stack_id == kNone) best->stack_id = intern(best->stack);
     record(kind, best->map, inferred, best->stack_id, thrower_stack(), e.time_ns, [&] { return pin(*best); },
            [&] { return pin_b(best->map); });
@@ -531,6 +539,8 @@ std::vector<StackFrame> symbolize_stack(const Pclntab& tab, int64_t slide, const
   while (first_user < out.size() && (is_runtime_function(out[first_user].function) || out[first_user].function == "?"))
     first_user++;
   if (first_user < out.size()) out.erase(out.begin(), out.begin() + long(first_user));
+  // Go's tracebacks hide the goroutine's bottom frame.
+  while (out.size() > 1 && out.back().function == "runtime.goexit") out.pop_back();
   return out;
 }
 

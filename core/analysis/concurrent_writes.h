@@ -62,7 +62,8 @@ struct ConcurrentWritesStats {
   uint64_t unmatched_ends = 0;   ///< write-end / return events with no open window
   uint64_t maps = 0;             ///< distinct maps written
   uint64_t goroutines = 0;       ///< distinct goroutines (or g / thread when unknown) that wrote maps
-  uint64_t throws = 0;           ///< throw events
+  uint64_t throws = 0;           ///< throw events (a goroutine's later throw probes are the same throw)
+  uint64_t unmatched_throws = 0; ///< map throws with no other goroutine's window to pair with
   uint64_t out_of_order = 0;     ///< events earlier than the one before (the analysis wants time order)
   uint64_t first_ns = 0, last_ns = 0;  ///< first / last event time
 };
@@ -137,7 +138,8 @@ struct StackFrame {
 
 /// Symbolizes a caller stack (return addresses, runtime PCs) for display: each PC - 1 with
 /// inlined frames, innermost first, dropping the runtime frames at the top (map and throw
-/// functions) so it starts at the user's caller. Unknown PCs show as "?" with the PC.
+/// functions) so it starts at the user's caller, and runtime.goexit at the bottom (as Go's
+/// tracebacks do). Unknown PCs show as "?" with the PC in `file`.
 std::vector<StackFrame> symbolize_stack(const Pclntab& tab, int64_t slide, const std::vector<uint64_t>& pcs);
 
 /// The throw_origin option over a pclntab: symbolizes stack[1..] (return addresses) and

@@ -442,3 +442,15 @@ TEST_CASE("findings with the same symbolized stack pair merge") {
   CHECK(r.findings[0].first_ns == 150);
   CHECK(r.findings[0].last_ns == 1050);
 }
+
+TEST_CASE("a goroutine's later throw probes (maps.fatal, then runtime.fatal) are the same throw") {
+  std::vector<trace::Event> v;
+  v.push_back(ev(100, kAssignBegin, 7, kGA, kM, {0x40f100, kRetA}));
+  v.push_back(ev(150, kThrow, 8, kGB, 0, {0x479960, 0x40f0f0, kRetB}));
+  v.push_back(ev(160, kThrow, 8, kGB, 0, {0x445c40, 0x479980, 0x40f0f0, kRetB}));
+  auto r = find_concurrent_writes(header(), v);
+  REQUIRE(r.findings.size() == 1);
+  CHECK(r.findings[0].count == 1);
+  CHECK(r.findings[0].b.start_ns == 150);
+  CHECK(r.stats.throws == 2);
+}
