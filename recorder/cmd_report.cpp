@@ -335,9 +335,12 @@ struct Report {
                             {"warnings", warnings}};
     ojson out = {{"findings", std::move(findings)}, {"stats", std::move(stats)}, {"trace", std::move(trace)}};
     if (perf) {
+      ojson threads = ojson::array();
+      for (auto& [tid, t] : perf->threads)
+        threads.push_back({{"thread", tid}, {"comm", t.comm}, {"on_cpu", t.on_cpu.size()}, {"samples", t.samples.size()}});
       out["perf"] = {{"file", o.perf},
                      {"clock", perf->clock},
-                     {"threads", perf->threads.size()},
+                     {"threads", std::move(threads)},
                      {"lines", perf->lines},
                      {"skipped_lines", perf->skipped},
                      {"first_ns", perf->first_ns},
