@@ -368,9 +368,12 @@ struct Report {
       return;
     }
     for (auto& f : sym[a.stack]) {
+      if (f.function == "?") {  // no symbols for this PC (f.file holds it)
+        fmt::format_to(B, "      ? {}\n", f.file);
+        continue;
+      }
       fmt::format_to(B, "      {}{}\n", f.function, f.inlined ? " (inlined)" : "");
-      if (f.function == "?") fmt::format_to(B, "          {}\n", f.file);
-      else fmt::format_to(B, "          {}:{}\n", f.file, f.line);
+      fmt::format_to(B, "          {}:{}\n", f.file, f.line);
     }
   }
 
