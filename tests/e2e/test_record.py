@@ -195,3 +195,36 @@ def test_bad_input(toolchain, tmp_path):
     r = record("-p", "1", "--", "true")
     assert r.returncode == 2 and "not both" in r.stderr, r.stderr
     assert "Traceback" not in r.stderr
+
+
+def test_lldb_record_start_stop(toolchain, tmp_path):
+    """`gort record start/stop` in an LLDB session: the same engine, the same report."""
+    from test_plugin import PLUGIN, lldb_path
+    exe = build_sample(toolchain, "concurrent_writes")
+    trace = tmp_path / "lldb.trace"
+    r = subprocess.run([lldb_path(), "--no-lldbinit", "-b", "-o", f"plugin load {PLUGIN}", "-o", f"target create {exe}",
+                        "-o", "process launch --stop-at-entry", "-o", f"gort record start -o {trace}",
+                        "-o", "process continue", "-o", "gort record stop"],
+                       capture_output=True, text=True, timeout=180)
+    out = r.stdout + r.stderr
+    assert re.search(r"gort: recording map writes of process \d+ to .*: \d+ sites, \d hardware", out), out
+    m = re.search(r"gort: recorded (\d+) events \((\d+) lost\) to .*; ended: target exited", out)
+    assert m and int(m[1]) > 0, out
+    rep = report_json(trace)
+    named = [f for f in rep["findings"]
+             if {"main.writerA", "main.writerB"} <= {fn for a in f["accesses"] for fn in frames(a)}]
+    assert named, json.dumps(rep)[:3000]
+
+
+def test_lldb_detach_ends_recording(toolchain, soak, tmp_path):
+    """Detaching stops the recording first (the trace gets its summary) and leaves the
+    program unharmed."""
+    from test_detach import lldb_args, run, LINGER, interrupt_after
+    s = soak()
+    trace = tmp_path / "d.trace"
+    out = run(lldb_args(s.pid, f"gort record start -o {trace}", interrupt_after(0.5), "process continue",
+                        "process detach", LINGER))
+    assert re.search(r"gort: before detaching: gort: recorded (\d+) events", out), out
+    rep = report_json(trace)
+    assert rep["stats"]["events"] > 0 and rep["findings"] == []
+    s.finish("gort record start, detach")
