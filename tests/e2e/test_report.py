@@ -39,9 +39,9 @@ def need_gort():
     if not GORT.exists():
         missing(f"{GORT}")
     if run_gort("record", "--help").returncode != 0:
-        pytest.skip("gort record is not built yet (the traces come from it)")
+        pytest.fail("gort record --help failed: the traces come from it")
     if not can_probe():
-        pytest.skip("gort record needs root or perf_event_paranoid <= 1")
+        missing("uprobes and perf_event_open for gort record (root, or perf_event_paranoid <= 1)")
 
 
 def record(*args, timeout=180, prefix=()):
