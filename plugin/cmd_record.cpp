@@ -6,6 +6,7 @@
 // the leave guards in probe_session.cpp), so the trace always gets its summary.
 
 #include "core/record/recorder.h"
+#include "core/util/strings.h"
 #include "plugin/commands.h"
 #include "plugin/go_setup.h"
 #include "plugin/probe_session.h"
@@ -36,15 +37,6 @@ std::map<uint64_t, std::unique_ptr<Recording>>& recordings() {
   return m;
 }
 
-std::vector<std::string> split(const std::string& s) {
-  std::vector<std::string> out;
-  std::stringstream ss(s);
-  std::string part;
-  while (std::getline(ss, part, ','))
-    if (!part.empty()) out.push_back(part);
-  return out;
-}
-
 class RecordStartCommand : public lldb::SBCommandPluginInterface {
  public:
   bool DoExecute(lldb::SBDebugger debugger, char** command, lldb::SBCommandReturnObject& result) override {
@@ -64,9 +56,9 @@ class RecordStartCommand : public lldb::SBCommandPluginInterface {
         } else if (tok == "--stack-depth" && value(v)) {
           opts.stack_depth = static_cast<uint32_t>(std::stoul(v));
         } else if (tok == "--maps" && value(v)) {
-          for (auto& m : split(v)) opts.maps.push_back(std::stoull(m, nullptr, 16));
+          for (auto& m : core::split_list(v)) opts.maps.push_back(std::stoull(m, nullptr, 16));
         } else if (tok == "--hw" && value(v)) {
-          opts.hw_first = split(v);
+          opts.hw_first = core::split_list(v);
         } else {
           result.SetError(fmt::format("gort record start: unexpected '{}'\nusage: {}", tok, kStartUsage).c_str());
           return false;

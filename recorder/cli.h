@@ -23,8 +23,9 @@ inline constexpr int kExitOk = 0;
 inline constexpr int kExitFailure = 1;
 inline constexpr int kExitUsage = 2;
 
-/// Prints "gort: <message>" to stderr; returns the exit code for E's kind.
-int report_error(const core::Error& e);
+/// Prints "<WHO>: <message>" to stderr ("gort: ...", "gort dump: ..."); returns the exit
+/// code for E's kind (2 for bad input, unsupported or missing things, 1 otherwise).
+int report_error(const core::Error& e, std::string_view who = "gort");
 /// Prints "gort NAME: <message>\n<usage hint>" and returns kExitUsage.
 int usage_error(const Command& c, std::string_view message);
 

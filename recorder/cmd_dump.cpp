@@ -79,15 +79,7 @@ std::string rel_us(uint64_t t, uint64_t start) {
 
 int fail(const core::Error& e) {
   std::fflush(stdout);
-  fmt::print(stderr, "gort dump: {}\n", e.message);
-  switch (e.kind) {
-    case core::ErrorKind::kBadInput:
-    case core::ErrorKind::kUnsupported:
-    case core::ErrorKind::kNotFound:
-      return kExitUsage;
-    default:
-      return kExitFailure;
-  }
+  return report_error(e, "gort dump");
 }
 
 // --- text -------------------------------------------------------------------------------

@@ -6,6 +6,8 @@
 
 #include "core/binary/go_binary.h"
 #include "core/probes/perf_probes.h"
+#include "core/target/process.h"
+#include "core/util/strings.h"
 #include "recorder/cli.h"
 
 #include <fmt/core.h>
@@ -68,49 +70,8 @@ target is gone; 2 on bad usage.
 volatile std::sig_atomic_t g_stop = 0;
 void on_signal(int) { g_stop = 1; }
 
-std::vector<std::string> split(const std::string& s) {
-  std::vector<std::string> out;
-  std::stringstream ss(s);
-  std::string part;
-  while (std::getline(ss, part, ','))
-    if (!part.empty()) out.push_back(part);
-  return out;
-}
-
-bool parse_u64(const std::string& s, uint64_t& v) {
-  try {
-    size_t used = 0;
-    v = std::stoull(s, &used, 0);
-    return used == s.size();
-  } catch (...) {
-    return false;
-  }
-}
-
-/// PIE load slide: where the file's offset-0 mapping starts, minus the link-time address
-/// of the PT_LOAD segment at file offset 0. Zero for non-PIE executables.
-core::Result<int64_t> load_slide(int pid, const core::GoBinary& bin) {
-  if (!bin.elf().is_pie()) return int64_t{0};
-  char exe[4096];
-  ssize_t n = ::readlink(fmt::format("/proc/{}/exe", pid).c_str(), exe, sizeof exe - 1);
-  if (n <= 0) return core::make_error(core::ErrorKind::kIo, "cannot read /proc/{}/exe: process gone?", pid);
-  std::string exe_path(exe, n);
-  uint64_t link_base = UINT64_MAX;
-  for (auto& s : bin.elf().segments())
-    if (s.type == 1 /* PT_LOAD */ && s.offset == 0) link_base = s.vaddr.value() & ~uint64_t(0xfff);
-  if (link_base == UINT64_MAX)
-    return core::make_error(core::ErrorKind::kBadInput, "{}: no PT_LOAD at file offset 0", bin.elf().path());
-  std::ifstream maps(fmt::format("/proc/{}/maps", pid));
-  std::string line;
-  while (std::getline(maps, line)) {
-    unsigned long lo, hi, off;
-    int path_at = 0;
-    if (std::sscanf(line.c_str(), "%lx-%lx %*s %lx %*s %*s %n", &lo, &hi, &off, &path_at) < 3 || path_at == 0)
-      continue;
-    if (off == 0 && line.substr(path_at) == exe_path) return static_cast<int64_t>(lo - link_base);
-  }
-  return core::make_error(core::ErrorKind::kIo, "no mapping of {} in /proc/{}/maps", exe_path, pid);
-}
+bool parse_u64(const std::string& s, uint64_t& v) { return core::parse_u64(s, v, 0); }
+std::vector<std::string> split(const std::string& s) { return core::split_list(s); }
 
 std::string hex(uint64_t v) { return fmt::format("{:#x}", v); }
 
@@ -191,7 +152,7 @@ int run_probe(const Args& args) {
     if (bin_path.empty()) bin_path = fmt::format("/proc/{}/exe", pid);
     auto bin = core::GoBinary::open(bin_path);
     if (!bin) return report_error(bin.error());
-    auto slide = load_slide(pid, **bin);
+    auto slide = core::load_slide(pid, **bin);
     if (!slide) return report_error(slide.error());
     for (auto& f : funcs) {
       auto fi = (*bin)->func(f);

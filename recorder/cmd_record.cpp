@@ -12,6 +12,7 @@
 #include "core/binary/go_binary.h"
 #include "core/goruntime/map_event.h"
 #include "core/record/recorder.h"
+#include "core/util/strings.h"
 #include "recorder/cli.h"
 
 #include <fmt/core.h>
@@ -67,25 +68,6 @@ Needs root (or CAP_PERFMON + CAP_SYS_PTRACE). Example:
 
 volatile sig_atomic_t g_stop = 0;
 void on_signal(int) { g_stop = 1; }
-
-bool parse_u64(const std::string& s, uint64_t& out, int base = 10) {
-  try {
-    size_t used = 0;
-    out = std::stoull(s, &used, base);
-    return used == s.size() && !s.empty();
-  } catch (...) {
-    return false;
-  }
-}
-
-std::vector<std::string> split(const std::string& s) {
-  std::vector<std::string> out;
-  std::stringstream ss(s);
-  std::string part;
-  while (std::getline(ss, part, ','))
-    if (!part.empty()) out.push_back(part);
-  return out;
-}
 
 std::string describe_status(int st) {
   if (WIFEXITED(st)) {
@@ -207,10 +189,10 @@ int record(Options& o) {
   int pid = o.pid;
   if (launched) {
     auto child = launch_stopped(o.command);
-    if (!child) return report_error(child.error());
+    if (!child) return report_error(child.error(), "gort record");
     pid = *child;
   } else if (::kill(pid, 0) != 0 && errno == ESRCH) {
-    return report_error(core::make_error(core::ErrorKind::kBadInput, "no process {} (it exited, or the pid is wrong)", pid));
+    return report_error(core::make_error(core::ErrorKind::kBadInput, "no process {} (it exited, or the pid is wrong)", pid), "gort record");
   }
   // From here on a launched child is ptrace-stopped: every exit path lets it go.
   auto release = [&](bool kill_it) {
@@ -230,18 +212,18 @@ int record(Options& o) {
     release(true);
     return report_error(core::make_error(core::ErrorKind::kIo,
                                          "cannot read /proc/{}/exe: {} (run gort as root, or as the program's user with CAP_SYS_PTRACE)",
-                                         pid, std::strerror(errno)));
+                                         pid, std::strerror(errno)), "gort record");
   }
   std::string exe_path(exe, n);
   auto bin = core::GoBinary::open(exe_path);
   if (!bin) {
     release(true);
-    return report_error(bin.error());
+    return report_error(bin.error(), "gort record");
   }
-  auto slide = core::record::load_slide(pid, **bin);
+  auto slide = core::load_slide(pid, **bin);
   if (!slide) {
     release(true);
-    return report_error(slide.error());
+    return report_error(slide.error(), "gort record");
   }
   std::string version = (*bin)->version().raw;
   std::string maps = (*bin)->map_impl() == core::MapImpl::kSwiss ? "swiss" : "hmap";
@@ -250,7 +232,7 @@ int record(Options& o) {
     auto p = start_perf(pid, o.perf_out);
     if (!p) {
       release(true);
-      return report_error(p.error());
+      return report_error(p.error(), "gort record");
     }
     perf_pid = *p;
   }
@@ -259,7 +241,7 @@ int record(Options& o) {
   if (!rec) {
     stop_perf(perf_pid);
     release(true);
-    return report_error(rec.error());
+    return report_error(rec.error(), "gort record");
   }
   release(false);  // the program runs from here on, probes armed
   auto& r = **rec;
@@ -303,7 +285,7 @@ int record(Options& o) {
   if (tty) fmt::print(stderr, "\r\033[K");
   stop_perf(perf_pid);
   auto sum = r.finish(reason);
-  if (!sum) return report_error(sum.error());
+  if (!sum) return report_error(sum.error(), "gort record");
   auto s = r.stats();
   double secs = (sum->end_ns - r.header().start_ns) / 1e9;
   fmt::print(stderr, "gort record: {} events ({} lost{}) in {:.2f} s, {} ({:.1f} bytes/event) -> {}\n", sum->events,
@@ -340,7 +322,7 @@ int run_record(const Args& args) {
     uint64_t n = 0;
     if (tok == "-p" || tok == "--pid") {
       if (!need("a process id")) return kExitUsage;
-      if (!parse_u64(v, n) || n == 0 || n > INT32_MAX) return usage_error(kRecordCommand, fmt::format("bad pid '{}'", v));
+      if (!core::parse_u64(v, n) || n == 0 || n > INT32_MAX) return usage_error(kRecordCommand, fmt::format("bad pid '{}'", v));
       o.pid = static_cast<int>(n);
     } else if (tok == "-o" || tok == "--output") {
       if (!need("a file name")) return kExitUsage;
@@ -356,23 +338,22 @@ int run_record(const Args& args) {
       }
     } else if (tok == "--maps") {
       if (!need("map addresses")) return kExitUsage;
-      for (auto& a : split(v)) {
-        std::string h = a.rfind("0x", 0) == 0 ? a.substr(2) : a;
-        if (!parse_u64(h, n, 16) || n == 0) return usage_error(kRecordCommand, fmt::format("bad map address '{}'", a));
+      for (auto& a : core::split_list(v)) {
+        if (!core::parse_hex(a, n) || n == 0) return usage_error(kRecordCommand, fmt::format("bad map address '{}'", a));
         o.rec.maps.push_back(n);
       }
     } else if (tok == "--stack-depth") {
-      if (!need("a number") || !parse_u64(v, n) || n > 127)
+      if (!need("a number") || !core::parse_u64(v, n) || n > 127)
         return usage_error(kRecordCommand, "--stack-depth takes 0-127");
       o.rec.stack_depth = static_cast<uint32_t>(n);
     } else if (tok == "--hw") {
       if (!need("function names")) return kExitUsage;
-      o.rec.hw_first = split(v);
+      o.rec.hw_first = core::split_list(v);
     } else if (tok == "--max-hw") {
-      if (!need("a number") || !parse_u64(v, n) || n > 4) return usage_error(kRecordCommand, "--max-hw takes 0-4");
+      if (!need("a number") || !core::parse_u64(v, n) || n > 4) return usage_error(kRecordCommand, "--max-hw takes 0-4");
       o.rec.max_hw = static_cast<int>(n);
     } else if (tok == "--ring-pages") {
-      if (!need("a power of two") || !parse_u64(v, n) || n == 0 || (n & (n - 1)) || n > (1u << 16))
+      if (!need("a power of two") || !core::parse_u64(v, n) || n == 0 || (n & (n - 1)) || n > (1u << 16))
         return usage_error(kRecordCommand, "--ring-pages takes a power of two up to 65536");
       o.rec.ring_pages = static_cast<uint32_t>(n);
     } else if (tok == "--perf") {

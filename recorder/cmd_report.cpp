@@ -8,6 +8,7 @@
 #include "core/binary/go_binary.h"
 #include "core/trace/synthetic.h"
 #include "core/trace/trace.h"
+#include "core/util/strings.h"
 #include "recorder/cli.h"
 
 #include <fmt/format.h>
@@ -78,11 +79,6 @@ struct Options {
   uint64_t window_ns = 1'000'000;
   uint64_t bench = 0;
 };
-
-bool parse_u64(std::string_view s, uint64_t& out) {
-  auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), out);
-  return ec == std::errc() && p == s.data() + s.size();
-}
 
 std::string hex(uint64_t v) { return fmt::format("{:#x}", v); }
 
@@ -657,7 +653,7 @@ int run_report(const Args& args) {
         return usage_error(kReportCommand, "--perf-window wants milliseconds (e.g. 1 or 0.2)");
       o.window_ns = uint64_t(ms * 1e6);
     } else if (tok == "--bench") {
-      if (!p.value(v) || !parse_u64(v, o.bench) || o.bench == 0)
+      if (!p.value(v) || !core::parse_u64(v, o.bench) || o.bench == 0)
         return usage_error(kReportCommand, "--bench wants a positive number of events");
     } else if (p.is_option(tok)) {
       return usage_error(kReportCommand, fmt::format("unknown option '{}'", tok));

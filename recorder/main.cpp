@@ -15,8 +15,8 @@ const std::vector<Command>& commands() {
   return c;
 }
 
-int report_error(const core::Error& e) {
-  fmt::print(stderr, "gort: {}\n", e.message);
+int report_error(const core::Error& e, std::string_view who) {
+  fmt::print(stderr, "{}: {}\n", who, e.message);
   switch (e.kind) {
     case core::ErrorKind::kBadInput:
     case core::ErrorKind::kUnsupported:

@@ -12,6 +12,7 @@
 #include "core/binary/go_binary.h"
 #include "core/disasm/probe_plan.h"
 #include "core/probes/perf_probes.h"
+#include "core/target/process.h"
 #include "core/trace/trace.h"
 #include "core/util/result.h"
 
@@ -106,8 +107,5 @@ class Recorder {
   uint64_t events_ = 0, filtered_ = 0, start_ns_ = 0;
   bool finished_ = false;
 };
-
-/// Runtime minus link-time address of BIN's executable in process PID (0 unless PIE).
-Result<int64_t> load_slide(int pid, const GoBinary& bin);
 
 }  // namespace gort::core::record

@@ -246,6 +246,12 @@ def kill_lldb_mid_run(s, log, cmds, also_server):
         assert time.monotonic() < deadline and lldb.poll() is None, lldb.communicate()[0].decode()
         time.sleep(0.01)
     time.sleep(0.5)
+    kill_lldb(lldb, also_server)
+
+
+def kill_lldb(lldb, also_server, soak_=None):
+    """SIGKILLs LLDB (and its lldb-server when ALSO_SERVER); waits for the server to go
+    (and, given SOAK_, for the program to be untraced)."""
     servers = [c for c in children(lldb.pid) if b"lldb-server" in Path(f"/proc/{c}/cmdline").read_bytes()]
     assert servers, "no lldb-server child"
     lldb.kill()
@@ -254,7 +260,8 @@ def kill_lldb_mid_run(s, log, cmds, also_server):
             os.kill(c, signal.SIGKILL)
     lldb.communicate()
     deadline = time.monotonic() + 10
-    while time.monotonic() < deadline and any(Path(f"/proc/{c}").exists() for c in servers):
+    while time.monotonic() < deadline and (any(Path(f"/proc/{c}").exists() for c in servers) or
+                                           (soak_ and soak_.tracer())):
         time.sleep(0.05)
 
 
@@ -293,15 +300,7 @@ def test_kill_lldb_stopped_at_sigtrap_probe(toolchain, soak, also_server):
             line = lldb.stdout.readline()
             assert line and time.monotonic() < deadline, seen
             seen += line
-        servers = [c for c in children(lldb.pid) if b"lldb-server" in Path(f"/proc/{c}/cmdline").read_bytes()]
-        lldb.kill()
-        if also_server:
-            for c in servers:
-                os.kill(c, signal.SIGKILL)
-        lldb.communicate()
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline and (any(Path(f"/proc/{c}").exists() for c in servers) or s.tracer()):
-            time.sleep(0.05)
+        kill_lldb(lldb, also_server, s)
         s.finish(f"kill -9 at a sigtrap stop, round {i + 1}")
 
 

@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 
 from conftest import BUILD_DIR, build_sample, run_gort
-from test_detach import EXPECTED, Soak
+from test_detach import soak  # noqa: F401 (the fixture: a running samples/mapsoak)
 
 GORT = BUILD_DIR / "bin" / "gort"
 
@@ -116,20 +116,6 @@ def test_events_cover_later_threads_and_goroutines(toolchain, tmp_path):
     assert len(ids) == 2, r.stdout + r.stderr
     starts = {e["goid"] for e in dump_events(trace) if e["type"] == "event" and e["kind"] == "go-start"}
     assert ids <= starts, (ids, starts)
-
-
-@pytest.fixture
-def soak(toolchain, tmp_path):
-    exe = build_sample(toolchain, "mapsoak")
-    started = []
-
-    def start():
-        s = Soak(exe, tmp_path)
-        started.append(s)
-        return s
-    yield start
-    for s in started:
-        s.kill()
 
 
 def wait_for_events(trace, proc, deadline=30):
