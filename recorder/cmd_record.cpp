@@ -56,7 +56,9 @@ Options:
   --stack-depth N      user stack frames per event (default 32; 0: none, smallest trace)
   --hw FUNC,...        give the debug registers to these functions' sites first
                        (default: runtime.mapassign_faststr, runtime.mapassign_fast64, ...)
-  --max-hw N           use at most N debug registers (0-4; default 4; 0 = uprobes only)
+  --max-hw N           use at most N debug registers (0-4; 0 = uprobes only). Default: 4
+                       on bare metal, 0 in a virtual machine, where a hardware breakpoint
+                       hit can reach the program as a stray SIGTRAP (docs/record.md)
   --ring-pages N       perf ring buffer pages per CPU (power of two; default 1024)
   --perf PERF.DATA     also run `perf record -k CLOCK_MONOTONIC` (scheduler switches and
                        CPU samples) on the program, for `gort report --perf`

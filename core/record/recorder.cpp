@@ -21,6 +21,7 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <fstream>
 
 namespace gort::core::record {
 
@@ -29,6 +30,14 @@ const std::vector<std::string> kDefaultHwOrder = {
     "runtime.mapassign_fast32",  "runtime.mapassign_fast64ptr", "runtime.mapdelete_faststr",
     "runtime.mapdelete_fast64",  "runtime.mapdelete",
 };
+
+bool under_hypervisor() {
+  std::ifstream f("/proc/cpuinfo");
+  std::string line;
+  while (std::getline(f, line))
+    if (line.rfind("flags", 0) == 0) return line.find(" hypervisor") != std::string::npos;
+  return false;
+}
 
 namespace {
 
@@ -162,6 +171,13 @@ Result<std::unique_ptr<Recorder>> Recorder::start(int pid, std::unique_ptr<GoBin
   po.mode = ProbeMode::kSample;
   po.allow_uprobes = opts.allow_uprobes;
   po.max_hw = opts.max_hw;
+  if (opts.max_hw == RecordOptions::kAutoHw) {
+    po.max_hw = under_hypervisor() ? 0 : 4;
+    if (po.max_hw == 0)
+      r->warnings_.push_back(
+          "running under a hypervisor: uprobes only (a hardware breakpoint hit can reach the program as a stray "
+          "SIGTRAP on some hypervisors and kill it; --max-hw 4 uses the debug registers anyway)");
+  }
   po.stack_bytes = 8;
   po.ring_pages = opts.ring_pages;
   po.callchain_depth = opts.stack_depth;

@@ -32,11 +32,19 @@ struct RecordOptions {
   /// Functions whose sites get the debug registers first (the rest fall back to uprobes).
   /// Empty: the default order (kDefaultHwOrder).
   std::vector<std::string> hw_first;
-  int max_hw = 4;
+  /// Debug registers to use at most (0-4); kAutoHw: 4 on bare metal, 0 (uprobes only)
+  /// under a hypervisor, where a hardware breakpoint hit can reach an untraced program as
+  /// a stray SIGTRAP (docs/record.md, "Hardware breakpoints in virtual machines").
+  int max_hw = kAutoHw;
+  static constexpr int kAutoHw = -1;
   bool allow_uprobes = true;
   uint32_t ring_pages = 1024;        ///< per CPU (4 MiB): a few ms of a map-heavy program
   std::vector<std::string> command;  ///< argv when gort launched the target (for the header)
 };
+
+/// True when the CPU says it runs under a hypervisor (the "hypervisor" flag in
+/// /proc/cpuinfo).
+bool under_hypervisor();
 
 /// Map-write functions whose probes get debug registers first by default: the ones
 /// ordinary Go code calls most.

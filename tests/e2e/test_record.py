@@ -96,9 +96,13 @@ def test_events_cover_later_threads_and_goroutines(toolchain, tmp_path):
     program itself prints."""
     exe = build_sample(toolchain, "locked_writes")
     trace = tmp_path / "n.trace"
-    r = record("-o", str(trace), "--", str(exe), "5000")
+    # The debug registers explicitly (a VM defaults to uprobes only: docs/record.md).
+    r = record("-o", str(trace), "--max-hw", "4", "--", str(exe), "5000")
     assert r.returncode == 0, r.stdout + r.stderr
-    events = [e for e in dump_events(trace) if e["type"] == "event"]
+    assert re.search(r"\d+ sites, 4 hardware, \d+ uprobe", r.stderr), r.stderr
+    dumped = dump_events(trace)
+    assert [s["backend"] for s in dumped[0]["sites"]].count("hw") == 4, dumped[0]
+    events = [e for e in dumped if e["type"] == "event"]
     kinds = [e["kind"] for e in events]
     assert kinds.count("go-start") >= 3, kinds[:50]
     writes = [e for e in events if e["kind"] == "write-begin"]
@@ -165,6 +169,19 @@ def test_duration_leaves_program_running(toolchain, soak, tmp_path):
     r = record("-p", str(s.pid), "-o", str(trace), "--duration", "0.5")
     assert r.returncode == 0 and "ended: duration" in r.stderr, r.stderr
     s.finish("after --duration")
+
+
+def test_default_backend_policy(toolchain, tmp_path):
+    """Bare metal: the debug registers; a VM: uprobes only, and it says why."""
+    exe = build_sample(toolchain, "locked_writes")
+    r = record("-o", str(tmp_path / "p.trace"), "--", str(exe), "100")
+    assert r.returncode == 0, r.stderr
+    vm = " hypervisor" in next(l for l in open("/proc/cpuinfo") if l.startswith("flags"))
+    if vm:
+        assert re.search(r"\d+ sites, 0 hardware, \d+ uprobe", r.stderr), r.stderr
+        assert "running under a hypervisor: uprobes only" in r.stderr, r.stderr
+    else:
+        assert re.search(r"\d+ sites, 4 hardware", r.stderr), r.stderr
 
 
 def test_bad_input(toolchain, tmp_path):
