@@ -166,7 +166,9 @@ def test_detach_loop(toolchain, soak, tmp_path):
         assert "detached" in out and "error:" not in out, out
         assert "hardware  assign runtime.mapassign_fast64" in out, out
         s.finish(f"round {i + 1} of {n}")
-        if kind in (0, 1):
+        # Kind 1 ran 0.3 s with the probes live. (Kind 0 may stop at the first faststr
+        # write before any fast64 write: CI saw it once in 60 rounds.)
+        if kind == 1:
             assert '"function":"runtime.mapassign_fast64"' in log.read_text(), f"round {i + 1}: no hardware hit logged"
 
 
