@@ -8,8 +8,8 @@
 //    at its RETs) RBP still belongs to the caller, so the chain would skip the caller
 //    whose return address sits at [rsp]: it is put back from the sampled stack bytes
 //    (unless the kernel did: 6.x does for a uprobe on a function's first instruction).
-//  * Rings are drained one CPU after another, so a batch is sorted by time before it is
-//    written (events of one thread are always in order).
+//  * Rings are drained one CPU after another, so events are held back until every ring
+//    has been drained past them, then written in time order (pump()).
 
 #include "core/record/recorder.h"
 
@@ -290,23 +290,30 @@ void Recorder::on_sample(const ProbeSample& s) {
   batch_.push_back(std::move(e));
 }
 
-Result<void> Recorder::flush_batch() {
+Result<void> Recorder::flush_batch(uint64_t before_ns) {
   std::stable_sort(batch_.begin(), batch_.end(),
                    [](const trace::Event& a, const trace::Event& b) { return a.time_ns < b.time_ns; });
-  for (auto& e : batch_) GORT_TRY_VOID(writer_->add(e));
-  events_ += batch_.size();
-  batch_.clear();
+  size_t n = 0;
+  while (n < batch_.size() && batch_[n].time_ns < before_ns) GORT_TRY_VOID(writer_->add(batch_[n++]));
+  events_ += n;
+  batch_.erase(batch_.begin(), batch_.begin() + static_cast<std::ptrdiff_t>(n));
   return {};
 }
 
 Result<size_t> Recorder::pump(int timeout_ms) {
   if (finished_) return size_t{0};
-  size_t n = probes_->poll([this](const ProbeSample& s) { on_sample(s); }, timeout_ms);
-  size_t kept = batch_.size();
-  GORT_TRY_VOID(flush_batch());
+  // Every event stamped before this moment is in a ring now (a sample is written where it
+  // is taken), so this pump drains it: what is older than that, with a margin for the
+  // publication of a ring's head, can be written in order. Later ones wait: the rings are
+  // drained one after the other, so a later pump can still bring events stamped before
+  // them (the analyser needs one time order across threads).
+  uint64_t complete_before = monotonic_ns() - kReorderMarginNs;
+  size_t before = batch_.size();
+  probes_->poll([this](const ProbeSample& s) { on_sample(s); }, timeout_ms);
+  size_t got = batch_.size() - before;
+  GORT_TRY_VOID(flush_batch(complete_before));
   GORT_TRY_VOID(writer_->flush());
-  (void)n;
-  return kept;
+  return got;
 }
 
 bool Recorder::target_gone() const { return !probes_ || probes_->exited(); }
@@ -330,6 +337,7 @@ Result<trace::Summary> Recorder::finish(const std::string& end_reason) {
     GORT_TRY(size_t n, pump(0));
     if (n == 0) break;
   }
+  GORT_TRY_VOID(flush_batch(UINT64_MAX));
   trace::Summary sum;
   sum.end_ns = monotonic_ns();
   sum.lost = probes_->lost();

@@ -99,7 +99,9 @@ class Recorder {
   Recorder() = default;
   void on_sample(const ProbeSample& s);
   Result<void> write_existing_goroutines();
-  Result<void> flush_batch();
+  /// Writes the held-back events stamped before BEFORE_NS, in time order.
+  Result<void> flush_batch(uint64_t before_ns);
+  static constexpr uint64_t kReorderMarginNs = 2'000'000;
 
   int pid_ = 0;
   int64_t slide_ = 0;
