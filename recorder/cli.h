@@ -39,6 +39,7 @@ extern const Command kProbeCommand;
 extern const Command kRecordCommand;
 extern const Command kDumpCommand;
 extern const Command kReportCommand;
+extern const Command kTriageCommand;
 
 /// Tiny option scanner shared by the subcommands: --flag, --key=value, --key value.
 class OptionParser {

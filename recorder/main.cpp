@@ -11,7 +11,7 @@ namespace gort::recorder {
 
 const std::vector<Command>& commands() {
   static const std::vector<Command> c = {kInspectCommand, kSymbolizeCommand, kLayoutsCommand, kProbeCommand,
-                                         kRecordCommand, kDumpCommand, kReportCommand};
+                                         kRecordCommand, kDumpCommand, kReportCommand, kTriageCommand};
   return c;
 }
 

@@ -1,0 +1,44 @@
+#pragma once
+// gort triage: a parsed crash log (crashlog.h) -> the shared verdict (verdict.h). Which
+// goroutine threw, which map, which other goroutines are inside a map operation on it,
+// and, when the log cannot hold the other writer, how to get it next time.
+
+#include "core/postmortem/crashlog.h"
+#include "core/postmortem/verdict.h"
+
+#include <optional>
+#include <string>
+#include <string_view>
+
+namespace gort::core {
+class Pclntab;
+}
+
+namespace gort::core::postmortem {
+
+/// The advice texts (docs/triage.md quotes them).
+extern const char* const kAdviceSingle;
+extern const char* const kAdviceUnavailable;
+extern const char* const kAdviceHiddenRuntime;
+extern const char* const kAdviceTruncated;
+
+/// What a runtime function is doing to a map: op ("assign", "access", "delete", "clear",
+/// "iterate", "clone") and which flat argument word is the map (-1 when none is printed).
+struct MapOp {
+  std::string op;
+  int map_arg = -1;
+};
+std::optional<MapOp> map_op_of(std::string_view function);
+bool is_write_op(std::string_view op);
+bool is_throw_function(std::string_view function);
+bool is_runtime_function(std::string_view function);
+
+struct TriageOptions {
+  /// When set, frames get file:line (and inlined frames) from the binary's pclntab where
+  /// the log has a pc= but no file line, or a function name only.
+  const Pclntab* pclntab = nullptr;
+};
+
+Verdict triage(const CrashLog& log, const TriageOptions& opts = {});
+
+}  // namespace gort::core::postmortem

@@ -1,0 +1,3 @@
+module gort.example/crashkinds
+
+go 1.21
