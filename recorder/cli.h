@@ -40,6 +40,7 @@ extern const Command kRecordCommand;
 extern const Command kDumpCommand;
 extern const Command kReportCommand;
 extern const Command kTriageCommand;
+extern const Command kPostmortemCommand;
 
 /// Tiny option scanner shared by the subcommands: --flag, --key=value, --key value.
 class OptionParser {

@@ -11,7 +11,8 @@ namespace gort::recorder {
 
 const std::vector<Command>& commands() {
   static const std::vector<Command> c = {kInspectCommand, kSymbolizeCommand, kLayoutsCommand, kProbeCommand,
-                                         kRecordCommand, kDumpCommand, kReportCommand, kTriageCommand};
+                                         kRecordCommand, kDumpCommand, kReportCommand, kTriageCommand,
+                                         kPostmortemCommand};
   return c;
 }
 
