@@ -9,6 +9,7 @@ void register_commands(lldb::SBCommand& root) {
   register_goroutine_commands(root);
   register_break_commands(root);
   register_record_commands(root);
+  register_crash_commands(root);
 }
 
 }  // namespace gort::plugin

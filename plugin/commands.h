@@ -11,4 +11,5 @@ void register_map_commands(lldb::SBCommand& root);   // cmd_map.cpp: gort map
 void register_goroutine_commands(lldb::SBCommand& root);  // cmd_goroutines.cpp: gort goroutines, gort bt
 void register_break_commands(lldb::SBCommand& root);  // cmd_break.cpp: gort break maps/clear, gort watch map, gort hit
 void register_record_commands(lldb::SBCommand& root);  // cmd_record.cpp: gort record start/stop
+void register_crash_commands(lldb::SBCommand& root);  // cmd_crash.cpp: gort crash (postmortem on a core)
 }  // namespace gort::plugin
