@@ -113,7 +113,23 @@ int run_triage(const Args& args) {
   if (!log.ok()) return report_error(log.error().with_context(path.empty() || path == "-" ? "stdin" : path), "gort triage");
 
   pm::TriageOptions opts;
-  if (bin) opts.pclntab = &bin->pclntab();
+  if (bin) {
+    const core::Pclntab& tab = bin->pclntab();
+    opts.symbolize_pc = [&tab](uint64_t pc) {
+      std::vector<pm::Frame> out;
+      auto r = tab.symbolize(core::RemoteAddr(pc));
+      if (r.ok())
+        for (const auto& sf : *r) out.push_back(pm::Frame{std::string(sf.function), std::string(sf.file), sf.line, 0, sf.inlined});
+      return out;
+    };
+    opts.function_entry = [&tab](std::string_view name) -> std::optional<pm::Frame> {
+      auto fi = tab.find_func(name);
+      if (!fi) return std::nullopt;
+      auto r = tab.line_at(fi->entry);
+      if (!r.ok()) return std::nullopt;
+      return pm::Frame{std::string(r->function), std::string(r->file), r->line, fi->entry.value(), false};
+    };
+  }
   auto verdict = pm::triage(*log, opts);
   if (json) fmt::print("{}\n", pm::to_json(verdict).dump(2));
   else fmt::print("{}", pm::to_text(verdict));

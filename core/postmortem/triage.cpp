@@ -2,8 +2,6 @@
 
 #include "core/postmortem/triage.h"
 
-#include "core/binary/pclntab.h"
-
 #include <fmt/format.h>
 
 #include <algorithm>
@@ -156,25 +154,21 @@ std::vector<Frame> user_stack(const LogGoroutine& g, const TriageOptions& opts, 
   for (size_t i = first; i < last; ++i) {
     const auto& lf = g.frames[i];
     Frame f{lf.function, lf.file, lf.line, lf.pc, false};
-    if (opts.pclntab && f.file.empty()) {
-      const auto& tab = *opts.pclntab;
-      if (lf.pc != 0) {
-        // Return addresses (every frame but the innermost) point after the call.
-        uint64_t pc = i == 0 ? lf.pc : lf.pc - 1;
-        auto r = tab.symbolize(RemoteAddr(pc));
-        if (r.ok() && !r->empty()) {
-          for (const auto& sf : *r)
-            out.push_back(Frame{std::string(sf.function), std::string(sf.file), sf.line, sf.inlined ? 0 : lf.pc,
-                                sf.inlined});
-          continue;
+    if (f.file.empty() && lf.pc != 0 && opts.symbolize_pc) {
+      // Return addresses (every frame but the innermost) point after the call.
+      auto frames = opts.symbolize_pc(i == 0 ? lf.pc : lf.pc - 1);
+      if (!frames.empty()) {
+        for (auto& sf : frames) {
+          if (!sf.inlined) sf.pc = lf.pc;
+          out.push_back(std::move(sf));
         }
-      } else if (auto fi = tab.find_func(lf.function)) {
-        auto r = tab.line_at(fi->entry);
-        if (r.ok()) {
-          f.file = std::string(r->file);
-          f.line = r->line;
-          entry_lines = true;
-        }
+        continue;
+      }
+    } else if (f.file.empty() && lf.pc == 0 && opts.function_entry) {
+      if (auto e = opts.function_entry(lf.function)) {
+        f.file = e->file;
+        f.line = e->line;
+        entry_lines = true;
       }
     }
     out.push_back(std::move(f));
@@ -311,7 +305,13 @@ Verdict triage(const CrashLog& log, const TriageOptions& opts) {
   // ---- every other goroutine inside a map operation on the same map
   std::set<uint64_t> maps_seen;
   for (const auto& p : parsed) {
-    if (&p == thrower || !p.op) continue;
+    if (&p == thrower) continue;
+    if (!p.op) {
+      // Threw the same fatal error with its map frames hidden (GOTRACEBACK=single/all
+      // on Go 1.24+ shows internal/runtime/maps.fatal): it was in a map operation too.
+      if (p.has_throw) v.writers.push_back(make_writer(p, "threw"));
+      continue;
+    }
     // Same map when both pointers are printed; otherwise any write (or another throw).
     bool same = (v.map && p.map) ? *p.map == *v.map : (is_write_op(p.op->op) || p.has_throw);
     if (!same) continue;
@@ -332,6 +332,14 @@ Verdict triage(const CrashLog& log, const TriageOptions& opts) {
   bool unavailable = false;
   for (const auto* g : gs)
     if (g != thrower->g && g->stack_unavailable && g->frames.empty()) unavailable = true;
+  // At GOTRACEBACK=single/all only the throwing goroutine may show runtime frames (a
+  // runtime throw prints them); the others' map frames are hidden.
+  bool others_hidden = true;
+  for (const auto* g : gs)
+    if (g != thrower->g)
+      for (const auto& f : g->frames)
+        // internal/runtime/maps frames show at level all on Go 1.24+; runtime.* do not.
+        if (starts_with(f.function, "runtime.") && f.function != "runtime.goexit") others_hidden = false;
   auto add_candidates = [&] {
     for (const auto& p : parsed)
       if (&p != thrower && running_like(*p.g) && !p.g->frames.empty()) v.writers.push_back(make_writer(p, "candidate"));
@@ -344,7 +352,7 @@ Verdict triage(const CrashLog& log, const TriageOptions& opts) {
     add_candidates();
   } else if (gs.size() <= 1) {
     v.advice = kAdviceSingle;
-  } else if (runtime_hidden) {
+  } else if (others_hidden) {
     add_candidates();
     v.advice = v.writers.size() > 1 ? kAdviceHiddenRuntime : kAdviceSingle;
   } else {

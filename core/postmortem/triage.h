@@ -6,13 +6,10 @@
 #include "core/postmortem/crashlog.h"
 #include "core/postmortem/verdict.h"
 
+#include <functional>
 #include <optional>
 #include <string>
 #include <string_view>
-
-namespace gort::core {
-class Pclntab;
-}
 
 namespace gort::core::postmortem {
 
@@ -33,10 +30,13 @@ bool is_write_op(std::string_view op);
 bool is_throw_function(std::string_view function);
 bool is_runtime_function(std::string_view function);
 
+/// When set (gort triage --binary: from the binary's pclntab), frames the log prints
+/// without file:line get them: SYMBOLIZE_PC for a frame with a pc= (innermost first,
+/// inlined frames included), FUNCTION_ENTRY for a function name only (its first line).
+/// Functions, not a Pclntab, so the parser and analysis link without core/binary (fuzzing).
 struct TriageOptions {
-  /// When set, frames get file:line (and inlined frames) from the binary's pclntab where
-  /// the log has a pc= but no file line, or a function name only.
-  const Pclntab* pclntab = nullptr;
+  std::function<std::vector<Frame>(uint64_t pc)> symbolize_pc;
+  std::function<std::optional<Frame>(std::string_view function)> function_entry;
 };
 
 Verdict triage(const CrashLog& log, const TriageOptions& opts = {});
