@@ -168,3 +168,20 @@ def test_postmortem_bad_input(toolchain, tmp_path):
     assert r.returncode == 2 and "missing CORE" in r.stderr, r.stderr
     r = run_gort("postmortem", exe, "x", "--bogus")
     assert r.returncode == 2 and "unknown option" in r.stderr, r.stderr
+
+
+@pytest.mark.parametrize("variant", ["pie", "stripped"])
+def test_postmortem_pie_and_stripped(toolchain, variant, tmp_path):
+    """PIE: the load slide from the core's AT_ENTRY; stripped: allgs decoded from code."""
+    need_cores_in_cwd()
+    exe = build_sample(toolchain, "concurrent_writes", variant)
+    ok = 0
+    for _ in range(3):
+        core, ids, _ = crash_once(exe, tmp_path)
+        if core is None:
+            continue
+        r = run_gort("postmortem", exe, core, "--json")
+        core.unlink()
+        assert r.returncode == 0, r.stderr
+        ok += writers_named(json.loads(r.stdout), ids)[0]
+    assert ok >= 2, f"{variant}: both writers named in {ok}/3 cores"
