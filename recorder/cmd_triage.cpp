@@ -5,6 +5,7 @@
 #include "core/binary/go_binary.h"
 #include "core/postmortem/crashlog.h"
 #include "core/postmortem/triage.h"
+#include "core/disasm/go_statement.h"
 #include "recorder/cli.h"
 
 #include <fmt/format.h>
@@ -128,6 +129,13 @@ int run_triage(const Args& args) {
       auto r = tab.line_at(fi->entry);
       if (!r.ok()) return std::nullopt;
       return pm::Frame{std::string(r->function), std::string(r->file), r->line, fi->entry.value(), false};
+    };
+  }
+  if (bin) {
+    const core::GoBinary& b = *bin;
+    opts.go_start = [&b](std::string_view creator, uint64_t offset) {
+      auto r = core::go_statement_start(b, creator, offset);
+      return r.ok() ? *r : std::vector<std::string>{};
     };
   }
   auto verdict = pm::triage(*log, opts);

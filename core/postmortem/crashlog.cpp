@@ -429,6 +429,9 @@ Result<CrashLog> parse_crashlog(std::string_view text) {
       if (parse_file_line(t, file, line, off, pc)) {
         if (expect_created_file) {
           expect_created_file = false;
+          g->created_file = std::move(file);
+          g->created_line = line;
+          g->created_offset = off;
         } else if (after_function && !g->frames.empty()) {
           auto& f = g->frames.back();
           f.file = std::move(file);

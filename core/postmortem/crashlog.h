@@ -33,6 +33,9 @@ struct LogGoroutine {
   int64_t m = -1;             ///< "m=N", -1 for "m=nil" or absent
   std::vector<LogFrame> frames;  ///< innermost first
   std::string created_by;     ///< "main.main"
+  std::string created_file;   ///< the go statement: "/src/main.go" of "created by"'s next line
+  int32_t created_line = 0;
+  uint64_t created_offset = 0;  ///< its "+0xbc": the return address after the newproc call
   uint64_t created_in = 0;    ///< "in goroutine N"
   bool stack_unavailable = false;  ///< "goroutine running on other thread; stack unavailable"
   uint64_t elided_frames = 0; ///< "...N frames elided..."

@@ -347,6 +347,30 @@ Verdict triage(const CrashLog& log, const TriageOptions& opts) {
   if (unavailable) {
     v.advice = kAdviceUnavailable;
     add_candidates();
+    // Its stack is gone, but the "created by" line says which go statement started it:
+    // with the binary, that names the function it runs (the likely other writer).
+    for (const auto* g : gs) {
+      if (g == thrower->g || !g->stack_unavailable || !g->frames.empty() || !opts.go_start || g->created_by.empty())
+        continue;
+      auto started = opts.go_start(g->created_by, g->created_offset);
+      if (started.empty() || is_runtime_function(started.back())) continue;  // a runtime worker
+      Writer w;
+      w.goroutine = g->id;
+      w.state = g->state;
+      w.role = "started-as";
+      for (auto it = started.rbegin(); it != started.rend(); ++it) {
+        Frame f;
+        f.function = *it;
+        if (opts.function_entry)
+          if (auto e = opts.function_entry(*it)) f = *e;
+        w.stack.push_back(f);
+      }
+      w.function = w.stack.front().function;
+      v.writers.push_back(w);
+      v.notes.push_back(fmt::format(
+          "goroutine {}: stack not printed (running on another thread); the go statement at {}:{} started it as {}: "
+          "the likely other writer", g->id, g->created_file, g->created_line, w.function));
+    }
   } else if (log.truncated) {
     v.advice = kAdviceTruncated;
     add_candidates();

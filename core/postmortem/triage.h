@@ -37,6 +37,10 @@ bool is_runtime_function(std::string_view function);
 struct TriageOptions {
   std::function<std::vector<Frame>(uint64_t pc)> symbolize_pc;
   std::function<std::optional<Frame>(std::string_view function)> function_entry;
+  /// The function a `go` statement starts, from the creator function and the "+0x.."
+  /// offset of its "created by" line (core/disasm/go_statement.h); empty when unknown.
+  /// Names a goroutine whose stack the runtime did not print ("stack unavailable").
+  std::function<std::vector<std::string>(std::string_view creator, uint64_t offset)> go_start;
 };
 
 Verdict triage(const CrashLog& log, const TriageOptions& opts = {});

@@ -1,7 +1,8 @@
 """gort triage: real crash logs from the samples, stored goldens, the fuzz target.
 
-- 20 runs of samples/concurrent_writes under GOTRACEBACK=crash per toolchain: triage names
-  both writer functions (main.writerA, main.writerB) in at least 19.
+- 20 runs of samples/concurrent_writes under GOTRACEBACK=crash per toolchain: triage
+  --binary names both writer functions (main.writerA, main.writerB) in at least 19 (the
+  other one through its go statement where the runtime printed "stack unavailable").
 - GOTRACEBACK=single: complete=false and the advice to rerun with GOTRACEBACK=crash.
 - stdin input; --binary adds file:line to a log whose file lines were dropped.
 - tests/golden/crashlogs/*.log -> *.expected.json (regen.py rewrites them).
@@ -27,37 +28,61 @@ def crash_log(binary: Path, traceback: str, tc) -> str:
     return r.stderr
 
 
-def writer_functions(v: dict) -> set:
+def writer_functions(v: dict, roles=("threw", "other")) -> set:
     names = set()
     for w in v["writers"]:
-        if w["role"] in ("threw", "other"):
+        if w["role"] in roles:
             names.update(f["function"] for f in w["stack"])
     return names
 
 
 def test_crash_names_both_writers(toolchain, tmp_path):
-    """20 GOTRACEBACK=crash logs. Every log is either a hit (both writer functions named,
-    complete) or correctly flagged: the runtime printed the other writer as "goroutine
-    running on other thread; stack unavailable" (it did not stop in time), and triage says
-    complete=false with that advice. Measured on 2-vCPU VMs: 3-6 such logs per 100."""
+    """20 GOTRACEBACK=crash logs, triaged with --binary: both writer functions named in at
+    least 19. In a few logs per 100 the runtime prints the other writer only as "goroutine
+    running on other thread; stack unavailable": triage then names the function its go
+    statement started (role "started-as", from the "created by" line and the binary's
+    code) and says complete=false with the advice. Without --binary such a log is flagged,
+    never misread."""
     binary = build_sample(toolchain, "concurrent_writes")
-    hits, flagged, wrong = 0, 0, []
+    hits, started_as, wrong = 0, 0, []
     for i in range(20):
         log = tmp_path / f"crash{i}.log"
         log.write_text(crash_log(binary, "crash", toolchain))
-        r = run_gort("triage", log, "--json", check=True)
-        v = json.loads(r.stdout)
+        v = json.loads(run_gort("triage", log, "--json", "--binary", binary, check=True).stdout)
         assert v["fatal"] == "concurrent map writes"
-        if {"main.writerA", "main.writerB"} <= writer_functions(v) and v["complete"]:
+        named = writer_functions(v, roles=("threw", "other", "started-as"))
+        if {"main.writerA", "main.writerB"} <= named:
             hits += 1
-        elif not v["complete"] and "stack unavailable" in v["advice"] and "stack unavailable" in log.read_text():
-            flagged += 1
+            if not v["complete"]:
+                started_as += 1
+                assert "stack unavailable" in v["advice"] and "stack unavailable" in log.read_text(), v
+                # Without the binary: flagged, with the advice.
+                plain = json.loads(run_gort("triage", log, "--json", check=True).stdout)
+                assert not plain["complete"] and "stack unavailable" in plain["advice"], plain
         else:
             wrong.append(log.read_text())
-    print(f"\n{toolchain.label}: both writers named in {hits}/20 GOTRACEBACK=crash logs, "
-          f"{flagged} flagged 'stack unavailable'")
-    assert not wrong, f"{len(wrong)} logs misread; first:\n{wrong[0][:4000]}"
-    assert hits >= 15, f"{hits}/20"
+    print(f"\n{toolchain.label}: both writers named in {hits}/20 GOTRACEBACK=crash logs "
+          f"({started_as} of them through the go statement: 'stack unavailable')")
+    assert hits >= 19, f"{hits}/20; first miss:\n{wrong[0][:4000]}"
+
+
+def test_stack_unavailable_named_by_go_statement(toolchain, tmp_path):
+    """A log where the runtime printed the other writer as "stack unavailable" (a few in
+    100 runs): --binary names it from its "created by" line."""
+    binary = build_sample(toolchain, "concurrent_writes")
+    for _ in range(300):
+        (tmp_path / "su.log").write_text(crash_log(binary, "crash", toolchain))
+        plain = json.loads(run_gort("triage", tmp_path / "su.log", "--json", check=True).stdout)
+        if (not plain["complete"] and "stack unavailable" in plain["advice"] and
+                "stack unavailable\ncreated by main.main" in (tmp_path / "su.log").read_text()):
+            break
+    else:
+        pytest.skip("the runtime printed the other writer's stack in 300 crashes (nothing to test here)")
+    v = json.loads(run_gort("triage", tmp_path / "su.log", "--json", "--binary", binary, check=True).stdout)
+    started = [w for w in v["writers"] if w["role"] == "started-as"]
+    assert started and not v["complete"], v
+    assert {w["function"] for w in started} & {"main.writerA", "main.writerB"}, v
+    assert {"main.writerA", "main.writerB"} <= writer_functions(v, roles=("threw", "started-as")), v
 
 
 def test_single_is_incomplete_with_advice(toolchain):
