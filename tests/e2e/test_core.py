@@ -12,13 +12,17 @@ from conftest import IN_CI, build_sample
 from test_plugin import command_output, lldb_batch
 
 
-def crash_with_core(exe: Path, workdir: Path):
+def need_cores_in_cwd():
     pattern = Path("/proc/sys/kernel/core_pattern").read_text().strip()
     if pattern.startswith("|") or "/" in pattern:
         msg = f"core_pattern is {pattern!r}: cores do not land in the working directory"
         if IN_CI:
             pytest.fail(msg)
         pytest.skip(msg)
+
+
+def crash_with_core(exe: Path, workdir: Path):
+    need_cores_in_cwd()
 
     def limits():
         resource.setrlimit(resource.RLIMIT_CORE, (resource.RLIM_INFINITY, resource.RLIM_INFINITY))

@@ -12,20 +12,13 @@ from pathlib import Path
 
 import pytest
 
-from conftest import IN_CI, build_sample, run_gort
+from conftest import BUILD_DIR, IN_CI, build_sample, run_gort
+from test_core import need_cores_in_cwd
 from test_plugin import command_output, lldb_batch
 
 RUNS = 20
 NEEDED = 19
 
-
-def need_cores_in_cwd():
-    pattern = Path("/proc/sys/kernel/core_pattern").read_text().strip()
-    if pattern.startswith("|") or "/" in pattern:
-        msg = f"core_pattern is {pattern!r}: cores do not land in the working directory"
-        if IN_CI:
-            pytest.fail(msg)
-        pytest.skip(msg)
 
 
 def crash_once(exe: Path, workdir: Path):
@@ -122,7 +115,7 @@ def test_postmortem_text_and_gort_crash_agree(toolchain, tmp_path):
 
     # The batch script: gort crash, goroutines, and bt of the writers.
     script = Path(__file__).resolve().parents[2] / "scripts" / "postmortem.lldb"
-    env = dict(os.environ, GORT_PLUGIN=str(Path(os.environ.get("GORT_BUILD_DIR", "build")).resolve() / "lib" / "libgort-lldb.so"))
+    env = dict(os.environ, GORT_PLUGIN=str(BUILD_DIR.resolve() / "lib" / "libgort-lldb.so"))
     sr = subprocess.run([str(Path(__file__).resolve().parents[2] / "scripts" / "postmortem"), str(exe), str(core)],
                         capture_output=True, text=True, timeout=300, env=env)
     assert sr.returncode == 0, sr.stdout + sr.stderr
