@@ -233,3 +233,20 @@ def test_lldb_detach_ends_recording(toolchain, soak, tmp_path):
     rep = report_json(trace)
     assert rep["stats"]["events"] > 0 and rep["findings"] == []
     s.finish("gort record start, detach")
+
+
+def test_variants_pie_stripped_noswiss(toolchain, tmp_path):
+    """PIE (hardware breakpoints need the load slide), stripped (-s -w: no symbols, no
+    DWARF), and hmap builds of Go 1.24/1.25 (GOEXPERIMENT=noswissmap): both writers named
+    in at least 2 of 3 runs each."""
+    from conftest import variants_for
+    for variant in variants_for(toolchain, ("pie", "stripped", "noswiss")):
+        exe = build_sample(toolchain, "concurrent_writes", variant)
+        named = 0
+        for i in range(3):
+            trace = tmp_path / f"{variant}{i}.trace"
+            r = record("-o", str(trace), "--max-hw", "4", "--", str(exe))
+            assert r.returncode == 0 and "4 hardware" in r.stderr, r.stderr
+            fns = {fn for f in report_json(trace)["findings"] for a in f["accesses"] for fn in frames(a)}
+            named += {"main.writerA", "main.writerB"} <= fns
+        assert named >= 2, f"{variant}: both writers named in {named} of 3 runs"
