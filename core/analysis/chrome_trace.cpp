@@ -103,18 +103,21 @@ void ChromeTrace::instant(int64_t pid, int64_t tid, std::string_view name, std::
 
 void ChromeTrace::flow_start(uint64_t id, int64_t pid, int64_t tid, std::string_view name, std::string_view cat,
                              uint64_t t_ns) {
-  impl_->begin_event();
-  fmt::format_to(std::back_inserter(impl_->buf),
-                 R"({{"name":{},"cat":"{}","ph":"s","id":{},"ts":{},"pid":{},"tid":{},"bp":"e"}})", json_quote(name),
-                 cat, id, us(t_ns), pid, tid);
+  flow('s', id, pid, tid, name, cat, t_ns);
 }
 
 void ChromeTrace::flow_end(uint64_t id, int64_t pid, int64_t tid, std::string_view name, std::string_view cat,
                            uint64_t t_ns) {
+  flow('f', id, pid, tid, name, cat, t_ns);
+}
+
+/// One flow event: PH 's' (start) or 'f' (end, bound to the enclosing slice).
+void ChromeTrace::flow(char ph, uint64_t id, int64_t pid, int64_t tid, std::string_view name, std::string_view cat,
+                       uint64_t t_ns) {
   impl_->begin_event();
   fmt::format_to(std::back_inserter(impl_->buf),
-                 R"({{"name":{},"cat":"{}","ph":"f","id":{},"ts":{},"pid":{},"tid":{},"bp":"e"}})", json_quote(name),
-                 cat, id, us(t_ns), pid, tid);
+                 R"({{"name":{},"cat":"{}","ph":"{}","id":{},"ts":{},"pid":{},"tid":{},"bp":"e"}})", json_quote(name),
+                 cat, ph, id, us(t_ns), pid, tid);
 }
 
 uint64_t ChromeTrace::events() const { return impl_->n; }

@@ -46,6 +46,7 @@ class ChromeTrace {
   static std::string us(uint64_t ns);
 
  private:
+  void flow(char ph, uint64_t id, int64_t pid, int64_t tid, std::string_view name, std::string_view cat, uint64_t t_ns);
   struct Impl;
   explicit ChromeTrace(std::unique_ptr<Impl> impl);
   std::unique_ptr<Impl> impl_;
