@@ -29,16 +29,75 @@ enum class SiteKind : uint8_t {
   kThrow = 5,       ///< runtime.fatal / runtime.throw entry: the goroutine is about to die
   kGoStart = 6,     ///< a goroutine got its goid (event.g = the new g, event.goid set)
   kGoExit = 7,      ///< a goroutine exits (event.g = the dying g)
+  // Synchronization, recorded by `gort record --sync` (docs/happens-before.md). For these
+  // Event::map holds the sync object's address (the sync.Mutex / RWMutex / WaitGroup /
+  // Once, or the channel's hchan) and Site::op says what the object is and which operation
+  // it is (the kSyncOps table below). Acquires are recorded after the atomic instruction
+  // that performs them, releases before theirs, so that time order never puts an acquire
+  // before the release it observed.
+  kAcquire = 8,     ///< an acquire completed (e.g. the instruction after Lock's LOCK CMPXCHG)
+  kRelease = 9,     ///< a release is about to happen (Unlock's LOCK XADD, a send's entry)
+  kSyncCall = 10,   ///< entry of a sync function whose acquire completes when it returns
+  /// A RET of a kSyncCall function: the acquire on the object of the same goroutine's
+  /// latest pending kSyncCall of the same op completes now (Event::map is 0 here).
+  kSyncReturn = 11,
+  /// runtime.newproc1's entry: event.g is the creating goroutine's g. The next kGoStart on
+  /// the same thread (event.tid) is the goroutine it creates (newproc1 runs on the system
+  /// stack of that thread, so nothing else runs there in between).
+  kGoCreate = 12,
+  /// A map read begins (a runtime.mapaccess* entry; `gort record --reads`): a point in
+  /// time, Event::map = the map, Site::op = "read".
+  kMapRead = 13,
 };
-const char* to_string(SiteKind k);  ///< "entry", "write-begin", "write-end", "return", "throw", "go-start", "go-exit"
+/// "entry", "write-begin", "write-end", "return", "throw", "go-start", "go-exit",
+/// "acquire", "release", "sync-call", "sync-return", "go-create", "map-read"
+const char* to_string(SiteKind k);
 /// The inverse of to_string(SiteKind); nullopt for an unknown name.
 std::optional<SiteKind> parse_site_kind(std::string_view name);
+
+/// Site::op of the sync sites, and what each means for happens-before (HB). "W" and "R"
+/// are two clocks per object (TSan's model of RWMutex; mutexes, channels, WaitGroups and
+/// Onces use W only). The kind says when it happens; the op says to what.
+///   op                kinds                     meaning
+///   "mutex.lock"      kAcquire, kSyncCall/Ret   acquire W[obj]; the goroutine holds obj
+///                                               (kSyncCall/Ret: lockSlow, the contended path)
+///   "mutex.unlock"    kRelease                  release into W[obj]; obj no longer held
+///   "rwmutex.rlock"   kAcquire, kSyncCall/Ret   acquire W[obj]; holds obj for reading
+///                                               (kSyncCall/Ret: waiting for a writer)
+///   "rwmutex.runlock" kRelease                  release into R[obj]
+///   "rwmutex.lock"    kSyncCall/Ret             at the return: acquire W[obj] and R[obj]; holds obj
+///   "rwmutex.unlock"  kRelease                  release into W[obj]
+///   "chan.send"       kSyncCall/Ret             at the call: release into W[obj]; at the return:
+///                                               acquire W[obj] (an unbuffered send completes
+///                                               after the receive)
+///   "chan.recv"       kSyncCall/Ret             at the return: acquire W[obj]
+///   "chan.close"      kRelease                  release into W[obj]
+///   "select.send"     kRelease                  a select's send case: release into W[obj]
+///                                               (every send case, at the select's entry)
+///   "select"          kSyncCall/Ret             one kSyncCall per receive case: obj = the
+///                                               channel, Event::key = the case index; the
+///                                               return's Event::key = the chosen case index
+///                                               (absent: none / default): acquire W[obj] of
+///                                               that receive case
+///   "wg.add"          kRelease                  WaitGroup.Add(delta), Event::key = delta as
+///                                               two's complement: a negative delta (Done)
+///                                               releases into W[obj]; a positive one nothing
+///   "wg.wait"         kSyncCall/Ret             at the return: acquire W[obj]
+///   "once.do"         kAcquire                  Once.Do's fast-path load of done: acquire W[obj]
+///   "once.done"       kRelease                  doSlow's store of done = 1: release into W[obj]
+/// Goroutine creation (kGoCreate then kGoStart) orders the parent before the child.
+inline constexpr const char* kSyncOps[] = {
+    "mutex.lock", "mutex.unlock", "rwmutex.rlock", "rwmutex.runlock", "rwmutex.lock", "rwmutex.unlock",
+    "chan.send",  "chan.recv",    "chan.close",    "select.send",     "select",       "wg.add",
+    "wg.wait",    "once.do",      "once.done",
+};
 
 /// One probed instruction. Events refer to it by index in Header::sites.
 struct Site {
   SiteKind kind = SiteKind::kEntry;
   std::string function;  ///< e.g. "runtime.mapassign_faststr"
-  std::string op;        ///< "assign", "delete", "clear", "clone"; "" for non-map sites
+  std::string op;        ///< map sites: "assign", "delete", "clear", "clone", "read";
+                         ///< sync sites: one of kSyncOps; "" for the others
   uint64_t pc = 0;       ///< runtime address of the probed instruction
   std::string backend;   ///< "hw", "uprobe"
   bool operator==(const Site&) const = default;
@@ -68,8 +127,9 @@ struct Event {
   uint64_t g = 0;             ///< g pointer (R14 in ABIInternal code), 0 if unknown
   uint64_t goid = 0;          ///< goroutine id: known at kGoStart, else 0 (the reader's
                               ///< resolve_goids() fills it from kGoStart/kGoExit and g)
-  uint64_t map = 0;           ///< map pointer for map sites, else 0
-  std::optional<uint64_t> key;  ///< integer key (fast32/fast64 variants) when cheap
+  uint64_t map = 0;           ///< map pointer for map sites; the object for sync sites; else 0
+  std::optional<uint64_t> key;  ///< integer key (fast32/fast64 variants) when cheap; sync
+                                ///< sites: see kSyncOps ("select" case index, "wg.add" delta)
   /// User stack, innermost first: runtime PCs. For map sites stack[0] is the probed
   /// site's pc and stack[1] the return address into the caller (also at entry sites,
   /// where the frame-pointer chain alone would skip it).

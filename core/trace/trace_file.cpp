@@ -32,6 +32,8 @@ constexpr std::pair<SiteKind, const char*> kKindNames[] = {
     {SiteKind::kEntry, "entry"},   {SiteKind::kWriteBegin, "write-begin"}, {SiteKind::kWriteEnd, "write-end"},
     {SiteKind::kReturn, "return"}, {SiteKind::kThrow, "throw"},            {SiteKind::kGoStart, "go-start"},
     {SiteKind::kGoExit, "go-exit"},
+    {SiteKind::kAcquire, "acquire"}, {SiteKind::kRelease, "release"},       {SiteKind::kSyncCall, "sync-call"},
+    {SiteKind::kSyncReturn, "sync-return"}, {SiteKind::kGoCreate, "go-create"}, {SiteKind::kMapRead, "map-read"},
 };
 }  // namespace
 
