@@ -1,0 +1,3 @@
+module gort.example/synced
+
+go 1.21

@@ -1,0 +1,3 @@
+module gort.example/unlocked_path
+
+go 1.21
