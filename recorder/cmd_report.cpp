@@ -4,6 +4,7 @@
 
 #include "core/analysis/chrome_trace.h"
 #include "core/analysis/concurrent_writes.h"
+#include "core/analysis/happens_before.h"
 #include "core/analysis/perf_timeline.h"
 #include "core/binary/go_binary.h"
 #include "core/trace/synthetic.h"
@@ -42,7 +43,10 @@ store that clears it (or, for functions without such stores, from entry to retur
 goroutines inside writes of the same map at once is a concurrent map write, whether or
 not the runtime noticed; a goroutine the runtime killed with "concurrent map writes"
 while another was inside a write of the map names that other one too. Findings are
-grouped by the pair of call stacks, with a count and the maps involved. See docs/report.md.
+grouped by the pair of call stacks, with a count and the maps involved. For a trace
+recorded with --sync, also the map writes (and reads) of different goroutines that no
+recorded synchronization orders, with the locks each held (happens-before). See
+docs/report.md.
 
 Options:
   --json              {"findings": [...], "stats": {...}} on stdout (docs/report.md)
@@ -233,6 +237,12 @@ struct Report {
   std::optional<an::PerfTimeline> perf;
   std::vector<std::string> warnings;
   double analyze_seconds = 0;
+  /// The happens-before analysis, when the trace has sync sites (gort record --sync).
+  std::optional<an::HappensBeforeResult> hb;
+  std::vector<std::vector<an::StackFrame>> hb_sym;  ///< by HB stack id (only those in findings)
+
+  using Sym = std::vector<std::vector<an::StackFrame>>;
+  size_t finding_count() const { return r.findings.size() + (hb ? hb->findings.size() : 0); }
 
   uint64_t end_ns() const {
     uint64_t e = summary && summary->end_ns ? summary->end_ns : r.stats.last_ns;
@@ -263,17 +273,55 @@ struct Report {
       one(f.b.stack);
     }
     an::merge_by_symbolized_stacks(r.findings, sym);
+    if (hb) symbolize_hb();
   }
 
-  ojson stack_json(uint32_t id) const {
+  void symbolize_hb() {
+    hb_sym.assign(hb->stacks.size(), {});
+    std::vector<bool> done(hb->stacks.size(), false);
+    auto one = [&](uint32_t id) {
+      if (id >= hb->stacks.size() || done[id]) return;
+      done[id] = true;
+      if (symbols.tab()) {
+        hb_sym[id] = an::symbolize_stack(*symbols.tab(), symbols.slide, hb->stacks[id]);
+      } else {
+        for (uint64_t pc : hb->stacks[id]) hb_sym[id].push_back(an::StackFrame{"?", hex(pc), 0, false});
+      }
+    };
+    for (auto& f : hb->findings)
+      for (const an::HbAccess* a : {&f.a, &f.b}) {
+        one(a->stack);
+        for (auto& l : a->locks) one(l.stack);
+      }
+    an::merge_hb_by_symbolized_stacks(hb->findings, hb_sym);
+  }
+
+  // Where a lock was taken: its stack without the sync package's own frames on top (the
+  // site is inside sync.(*Mutex).Lock or lockSlow, or Lock inlined into the caller).
+  std::vector<an::StackFrame> locked_at(const an::HeldLock& l) const {
+    if (l.stack >= hb_sym.size()) return {};
+    const auto& fr = hb_sym[l.stack];
+    size_t i = 0;
+    auto internal = [](const std::string& f) {
+      return f.rfind("sync.", 0) == 0 || f.rfind("internal/sync.", 0) == 0 || an::is_runtime_function(f) || f == "?";
+    };
+    while (i < fr.size() && internal(fr[i].function)) i++;
+    if (i == fr.size()) return fr;
+    return std::vector<an::StackFrame>(fr.begin() + long(i), fr.end());
+  }
+
+  static ojson frames_json(const std::vector<an::StackFrame>& frames) {
     ojson a = ojson::array();
-    if (id < sym.size())
-      for (auto& f : sym[id])
-        a.push_back({{"function", f.function}, {"file", f.file}, {"line", f.line}, {"inlined", f.inlined}});
+    for (auto& f : frames)
+      a.push_back({{"function", f.function}, {"file", f.file}, {"line", f.line}, {"inlined", f.inlined}});
     return a;
   }
+  ojson stack_json(uint32_t id, const Sym* table = nullptr) const {
+    const Sym& t = table ? *table : sym;
+    return id < t.size() ? frames_json(t[id]) : ojson::array();
+  }
 
-  ojson access_json(const an::Access& a) const {
+  ojson access_json(const an::Access& a, const Sym* table = nullptr) const {
     return {{"goroutine", a.goroutine ? ojson(a.goroutine) : ojson()},
             {"g", hex(a.g)},
             {"thread", a.thread},
@@ -285,7 +333,47 @@ struct Report {
             {"map", hex(a.map)},
             {"op", a.op},
             {"function", a.function},
-            {"stack", stack_json(a.stack)}};
+            {"stack", stack_json(a.stack, table)}};
+  }
+
+  ojson hb_access_json(const an::HbAccess& a) const {
+    ojson j = access_json(a, &hb_sym);
+    ojson locks = ojson::array();
+    for (auto& l : a.locks)
+      locks.push_back({{"object", hex(l.object)},
+                       {"mode", an::to_string(l.mode)},
+                       {"time_ns", l.time_ns},
+                       {"site_pc", hex(l.site_pc)},
+                       {"locked_at", frames_json(locked_at(l))}});
+    j["read"] = a.read;
+    j["locks"] = std::move(locks);
+    return j;
+  }
+
+  ojson hb_json(const an::HbFinding& f) const {
+    ojson maps = ojson::array();
+    for (auto m : f.maps) maps.push_back(hex(m));
+    return {{"kind", f.kind},
+            {"map", hex(f.map)},
+            {"maps", std::move(maps)},
+            {"map_inferred", false},
+            {"count", f.count},
+            {"first_ns", f.first_ns},
+            {"last_ns", f.last_ns},
+            {"accesses", {hb_access_json(f.a), hb_access_json(f.b)}},
+            {"established_by", f.established_by},
+            {"notes", f.notes}};
+  }
+
+  ojson hb_stats_json() const {
+    const auto& s = hb->stats;
+    return {{"sync_events", s.sync_events},   {"acquires", s.acquires},
+            {"releases", s.releases},         {"forks", s.forks},
+            {"goroutines", s.goroutines},     {"sync_objects", s.sync_objects},
+            {"maps", s.maps},                 {"writes", s.writes},
+            {"reads", s.reads},               {"accesses_checked", s.accesses_checked},
+            {"overlaps_skipped", s.overlaps_skipped}, {"unmatched_returns", s.unmatched_returns},
+            {"unmatched_ends", s.unmatched_ends}, {"out_of_order", s.out_of_order}};
   }
 
   ojson json() const {
@@ -304,6 +392,8 @@ struct Report {
       if (perf) j["perf"] = perf_json(perf_window(*perf, f, o.window_ns, symbols, h));
       findings.push_back(std::move(j));
     }
+    if (hb)
+      for (auto& f : hb->findings) findings.push_back(hb_json(f));
     const auto& s = r.stats;
     ojson stats = {{"events", s.events},
                             {"lost", lost()},
@@ -318,6 +408,7 @@ struct Report {
                             {"throws", s.throws},
                             {"unmatched_throws", s.unmatched_throws},
                             {"out_of_order", s.out_of_order}};
+    if (hb) stats["happens_before"] = hb_stats_json();
     ojson trace = {{"executable", h.executable},
                             {"binary", symbols.path},
                             {"symbolized", symbols.tab() != nullptr},
@@ -359,17 +450,79 @@ struct Report {
       else if (a.end_ns >= end_ns()) fmt::format_to(B, "still inside at the end of the trace\n");
       else fmt::format_to(B, "{} (its end event was lost)\n", rel(a.end_ns, h.start_ns));
     }
-    if (a.stack >= sym.size() || sym[a.stack].empty()) {
+    text_stack(out, a.stack, sym);
+  }
+
+  static void text_stack(std::string& out, uint32_t id, const Sym& table) {
+    auto B = std::back_inserter(out);
+    if (id >= table.size() || table[id].empty()) {
       fmt::format_to(B, "      (no stack recorded; gort record --stack-depth N records N frames)\n");
       return;
     }
-    for (auto& f : sym[a.stack]) {
+    for (auto& f : table[id]) {
       if (f.function == "?") {  // no symbols for this PC (f.file holds it)
         fmt::format_to(B, "      ? {}\n", f.file);
         continue;
       }
       fmt::format_to(B, "      {}{}\n", f.function, f.inlined ? " (inlined)" : "");
       fmt::format_to(B, "          {}:{}\n", f.file, f.line);
+    }
+  }
+
+  std::string lock_words(const an::HeldLock& l) const {
+    const char* type = l.mode == an::LockMode::kMutex ? "sync.Mutex" : "sync.RWMutex";
+    const char* how = l.mode == an::LockMode::kRwRead ? "read-locked" : "locked";
+    auto at = locked_at(l);
+    std::string where;
+    if (!at.empty() && at[0].function != "?")
+      where = fmt::format(" ({} at {} {}:{})", how, at[0].function, base_name(at[0].file), at[0].line);
+    else
+      where = fmt::format(" ({} at pc {:#x}, {})", how, l.site_pc, rel(l.time_ns, h.start_ns));
+    return fmt::format("{} {:#x}{}", type, l.object, where);
+  }
+
+  void text_hb_access(std::string& out, const an::HbAccess& a) const {
+    auto B = std::back_inserter(out);
+    std::string who = a.goroutine ? fmt::format("goroutine {}", a.goroutine) : fmt::format("goroutine ? (g {:#x})", a.g);
+    fmt::format_to(B, "  {} [thread {}, cpu {}]: {} in {} at {}", who, a.thread, a.cpu,
+                   a.op.empty() ? (a.read ? "read" : "write") : a.op, a.function, rel(a.start_ns, h.start_ns));
+    if (!a.read) {
+      if (a.closed) fmt::format_to(B, " .. {} ({})", rel(a.end_ns, h.start_ns), duration(a.end_ns - a.start_ns));
+      else if (a.end_ns >= end_ns()) fmt::format_to(B, " (still inside at the end of the trace)");
+      else fmt::format_to(B, " .. {} (its end event was lost)", rel(a.end_ns, h.start_ns));
+    }
+    fmt::format_to(B, "\n");
+    if (a.locks.empty()) fmt::format_to(B, "      holds: nothing\n");
+    for (auto& l : a.locks) fmt::format_to(B, "      holds: {}\n", lock_words(l));
+    text_stack(out, a.stack, hb_sym);
+  }
+
+  void text_hb(std::string& out) const {
+    auto B = std::back_inserter(out);
+    const auto& s = hb->stats;
+    if (hb->findings.empty()) {
+      fmt::format_to(B,
+                     "\nno unsynchronized map accesses found: {} map accesses ({} writes, {} reads) checked against "
+                     "{} synchronization events of {} goroutines\n",
+                     s.accesses_checked, s.writes, s.reads, s.sync_events, s.goroutines);
+      return;
+    }
+    fmt::format_to(B, "\n{} unsynchronized map access finding{} (happens-before over {} synchronization events)\n",
+                   hb->findings.size(), hb->findings.size() == 1 ? "" : "s", s.sync_events);
+    for (auto& f : hb->findings) {
+      fmt::format_to(B, "\n{} on map {:#x} ({} time{}, first at {}", f.kind, f.map, f.count, f.count == 1 ? "" : "s",
+                     rel(f.first_ns, h.start_ns));
+      if (f.count > 1) fmt::format_to(B, ", last at {}", rel(f.last_ns, h.start_ns));
+      fmt::format_to(B, ")\n");
+      if (f.maps.size() > 1) {
+        fmt::format_to(B, "  maps:");
+        for (auto m : f.maps) fmt::format_to(B, " {:#x}", m);
+        fmt::format_to(B, "\n");
+      }
+      fmt::format_to(B, "  {}\n", f.established_by);
+      text_hb_access(out, f.a);
+      text_hb_access(out, f.b);
+      for (auto& n : f.notes) fmt::format_to(B, "  note: {}\n", n);
     }
   }
 
@@ -466,6 +619,7 @@ struct Report {
                      "\nnote: {} throw{} from map code matched no other goroutine's write window (a lost event, "
                      "or a write the probes do not cover)\n",
                      s.unmatched_throws, s.unmatched_throws == 1 ? "" : "s");
+    if (hb) text_hb(out);
     return out;
   }
 };
@@ -517,6 +671,30 @@ struct Chrome {
       ct.instant(pid, b.thread, name, "finding", std::max(a.start_ns, b.start_ns), "t", args);
       id++;
     }
+    if (rep.hb) {
+      for (auto& f : rep.hb->findings) {
+        const an::HbAccess &a = f.a, &b = f.b;
+        tids.insert(a.thread);
+        tids.insert(b.thread);
+        std::string name = fmt::format("{} {:#x}", f.kind, f.map);
+        std::string args = fmt::format(
+            R"({{"map":"{:#x}","count":{},"goroutines":[{},{}],"functions":[{},{}],"callers":[{},{}]}})", f.map,
+            f.count, a.goroutine, b.goroutine, an::json_quote(a.function), an::json_quote(b.function),
+            an::json_quote(caller(rep.hb_sym, a)), an::json_quote(caller(rep.hb_sym, b)));
+        // A read is a point: a 1 µs slice of its own for the flow to bind to; a write binds
+        // to its window's slice.
+        auto at = [&](const an::HbAccess& x) {
+          if (!x.read) return x.start_ns + (x.end_ns - x.start_ns) / 2;
+          ct.slice(pid, x.thread, fmt::format("read {:#x}", x.map), "map-read", x.start_ns, x.start_ns + 1000, args);
+          return x.start_ns + 500;
+        };
+        uint64_t ta = at(a), tb = at(b);
+        ct.flow_start(id, pid, a.thread, name, "finding", ta);
+        ct.flow_end(id, pid, b.thread, name, "finding", tb);
+        ct.instant(pid, b.thread, name, "finding", b.start_ns, "t", args);
+        id++;
+      }
+    }
     if (rep.perf) {
       for (uint32_t tid : tids) {
         const an::ThreadTimeline* tl = rep.perf->thread(tid);
@@ -543,9 +721,10 @@ struct Chrome {
     return ct.finish();
   }
 
-  static std::string caller(const Report& rep, const an::Access& a) {
-    if (a.stack >= rep.sym.size() || rep.sym[a.stack].empty()) return "";
-    auto& f = rep.sym[a.stack][0];
+  static std::string caller(const Report& rep, const an::Access& a) { return caller(rep.sym, a); }
+  static std::string caller(const Report::Sym& sym, const an::Access& a) {
+    if (a.stack >= sym.size() || sym[a.stack].empty()) return "";
+    auto& f = sym[a.stack][0];
     return fmt::format("{} {}:{}", f.function, f.file, f.line);
   }
 };
@@ -700,16 +879,28 @@ int run_report(const Args& args) {
 
   auto t0 = std::chrono::steady_clock::now();
   an::ConcurrentWrites cw(h, co);
+  // Happens-before only for a trace recorded with --sync: without sync events every pair
+  // of goroutines would look unordered.
+  std::optional<an::HappensBefore> hb;
+  if (an::has_sync_sites(h)) hb.emplace(h);
   tr::Event e;
   for (;;) {
     auto r = reader->next(e);
     if (!r) return report_error(r.error());
     if (!*r) break;
     cw.add(e);
+    if (hb) hb->add(e);
   }
   const auto& summary = reader->summary();
   Report rep{o, h, summary, reader->notes(), cw.finish(summary ? summary->end_ns : 0), {}, *symbols, std::move(perf),
-             {}, 0};
+             {}, 0, {}, {}};
+  if (hb) {
+    auto& ho = hb->options();
+    ho.lost_events = summary ? summary->lost : 0;
+    ho.lost_unknown = !summary;
+    ho.unprobed_sync_sites = an::count_unprobed_sync_sites(h, summary ? &*summary : nullptr);
+    rep.hb = hb->finish();
+  }
   rep.analyze_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   rep.symbolize();
 
@@ -742,7 +933,7 @@ int run_report(const Args& args) {
   if (!o.json && chrome) fmt::print("\nChrome trace: {} ({} events; open in https://ui.perfetto.dev)\n", o.chrome,
                                     chrome->ct.events());
   std::fflush(stdout);
-  return o.fail_on_findings && !rep.r.findings.empty() ? kExitFindings : kExitOk;
+  return o.fail_on_findings && rep.finding_count() ? kExitFindings : kExitOk;
 }
 
 }  // namespace
