@@ -299,6 +299,13 @@ struct HappensBefore::Impl {
     l.time_ns = e.time_ns;
     l.site_pc = e.site < h.sites.size() ? h.sites[e.site].pc : 0;
     l.stack = uint32_t(lock_stack(e));
+    // RWMutex.Lock takes its inner writer mutex (rw.w, at the RWMutex's own address)
+    // first: once it holds the RWMutex for writing, that is the one lock it holds there.
+    if (mode == LockMode::kRwWrite) drop_lock(gr, addr, LockMode::kMutex);
+    else if (mode == LockMode::kMutex &&
+             std::any_of(gr.locks.begin(), gr.locks.end(),
+                         [&](const HeldLock& x) { return x.object == addr && x.mode == LockMode::kRwWrite; }))
+      return;
     // Held again (the fast path's probe and then lockSlow's return): the latest acquire.
     auto it = std::find_if(gr.locks.begin(), gr.locks.end(),
                            [&](const HeldLock& x) { return x.object == addr && x.mode == mode; });

@@ -230,6 +230,24 @@ TEST_CASE("happens-before: RWMutex writes under Lock and reads under RLock are o
   CHECK(r.stats.writes == 2);
 }
 
+TEST_CASE("happens-before: RWMutex.Lock's inner mutex (same address) shows as the RWMutex held for writing") {
+  Trace t;
+  t.start(1);
+  t.start(2);
+  t.ev(kWLockCall, 1, kRw);
+  t.lock(1, kRw);  // rw.w.Lock(), inlined into RWMutex.Lock
+  t.ev(kWLockRet, 1);
+  t.write(1, kM, kRetA);
+  t.ev(kWUnlock, 1, kRw);
+  t.unlock(1, kRw);  // rw.w.Unlock()
+  t.write(2, kM, kRetB);
+  auto r = run(t);
+  REQUIRE(r.findings.size() == 1);
+  REQUIRE(r.findings[0].a.locks.size() == 1);
+  CHECK(r.findings[0].a.locks[0].mode == LockMode::kRwWrite);
+  CHECK(r.findings[0].a.locks[0].object == kRw);
+}
+
 TEST_CASE("happens-before: two readers writing under RLock race") {
   Trace t;
   t.start(2);
