@@ -59,6 +59,10 @@ class RecordStartCommand : public lldb::SBCommandPluginInterface {
           for (auto& m : core::split_list(v)) opts.maps.push_back(std::stoull(m, nullptr, 16));
         } else if (tok == "--hw" && value(v)) {
           opts.hw_first = core::split_list(v);
+        } else if (tok == "--sync") {
+          opts.sync = true;
+        } else if (tok == "--reads") {
+          opts.reads = true;
         } else {
           result.SetError(fmt::format("gort record start: unexpected '{}'\nusage: {}", tok, kStartUsage).c_str());
           return false;
@@ -125,7 +129,7 @@ class RecordStartCommand : public lldb::SBCommandPluginInterface {
       return false;
     }
   }
-  static constexpr const char* kStartUsage = "gort record start [-o TRACE] [--stack-depth N] [--maps ADDR,...] [--hw FUNC,...]";
+  static constexpr const char* kStartUsage = "gort record start [-o TRACE] [--stack-depth N] [--maps ADDR,...] [--hw FUNC,...] [--sync [--reads]]";
 };
 
 class RecordStopCommand : public lldb::SBCommandPluginInterface {

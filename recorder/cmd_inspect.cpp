@@ -9,11 +9,13 @@
 
 #include <fmt/core.h>
 #include <nlohmann/json.hpp>
+#include "core/disasm/sync_sites.h"
+#include <optional>
 
 namespace gort::recorder {
 namespace {
 
-constexpr const char* kUsage = R"(Usage: gort inspect BIN [--json] [--force-version]
+constexpr const char* kUsage = R"(Usage: gort inspect BIN [--json] [--sync [--reads]] [--force-version]
 
 Print what gort knows about a Go executable: its Go version and build settings, the map
 implementation (hmap buckets up to Go 1.23 and in noswissmap builds; swiss tables from
@@ -25,6 +27,10 @@ the write-barrier entry points; checkptr hooks when the binary was built with ch
 Options:
   --json            machine-readable output (addresses are hex strings, link-time
                     addresses for PIE binaries)
+  --sync            also list the synchronization sites `gort record --sync` probes:
+                    inlined Mutex/RWMutex/Once fast paths found through the inline tree,
+                    lock slow paths, channel, select and WaitGroup entry points
+  --reads           with --sync: also the map-read entry points (`gort record --reads`)
   --force-version   try a Go version outside 1.21-1.26 anyway (results may be wrong)
 
 Examples:
@@ -84,6 +90,31 @@ nlohmann::json to_json(const core::GoBinary& b, const core::ProbePlan& plan) {
   return j;
 }
 
+nlohmann::json sync_json(const core::SyncPlan& sp) {
+  auto sites = nlohmann::json::array();
+  for (auto& s : sp.sites) {
+    nlohmann::json j = {{"kind", core::trace::to_string(s.kind)}, {"op", s.op},         {"function", s.function},
+                        {"inlined", s.inlined},                   {"addr", hex(s.addr)}};
+    if (s.obj_link) j["object"] = fmt::format("{:#x}", *s.obj_link);
+    else if (!s.obj_reg.empty()) j["object"] = fmt::format("{}{:+#x}", s.obj_reg, s.obj_off);
+    sites.push_back(std::move(j));
+  }
+  return {{"sites", std::move(sites)}, {"inlined_sites", sp.inlined_sites}, {"warnings", sp.warnings}};
+}
+
+void print_sync(const core::SyncPlan& sp) {
+  fmt::print("\nsync sites: {} ({} inlined into callers)\n", sp.sites.size(), sp.inlined_sites);
+  fmt::print("  {:<12} {:<16} {:>10}  {:<14} {}\n", "KIND", "OP", "ADDR", "OBJECT", "FUNCTION");
+  for (auto& s : sp.sites) {
+    std::string obj = s.obj_link ? fmt::format("{:#x}", *s.obj_link)
+                      : s.obj_reg.empty() ? std::string("-")
+                                          : fmt::format("{}{:+#x}", s.obj_reg, s.obj_off);
+    fmt::print("  {:<12} {:<16} {:>10}  {:<14} {}{}\n", core::trace::to_string(s.kind), s.op, hex(s.addr), obj,
+               s.function, s.inlined.empty() ? "" : " (inlined " + s.inlined + ")");
+  }
+  for (auto& w : sp.warnings) fmt::print("warning: {}\n", w);
+}
+
 void print_human(const core::GoBinary& b, const core::ProbePlan& plan) {
   const auto& bi = b.build_info();
   std::string kind = b.elf().is_pie() ? "PIE" : "non-PIE";
@@ -111,13 +142,15 @@ void print_human(const core::GoBinary& b, const core::ProbePlan& plan) {
 
 int run_inspect(const Args& args) {
   std::string path;
-  bool json = false;
+  bool json = false, sync = false, reads = false;
   core::GoBinary::Options opts;
   OptionParser p(args);
   std::string tok;
   while (p.next(tok)) {
     if (tok == "--json") json = true;
     else if (tok == "--force-version") opts.allow_unsupported_version = true;
+    else if (tok == "--sync") sync = true;
+    else if (tok == "--reads") reads = true;
     else if (p.is_option(tok)) return usage_error(kInspectCommand, fmt::format("unknown option '{}'", tok));
     else if (path.empty()) path = tok;
     else return usage_error(kInspectCommand, fmt::format("one binary at a time (got '{}' and '{}')", path, tok));
@@ -127,10 +160,21 @@ int run_inspect(const Args& args) {
   if (!bin) return report_error(bin.error());
   auto plan = core::build_probe_plan(**bin);
   if (!plan) return report_error(plan.error().with_context(fmt::format("{}: building the probe plan", path)));
-  if (json)
-    fmt::print("{}\n", to_json(**bin, *plan).dump(2));
-  else
+  if (reads && !sync) return usage_error(kInspectCommand, "--reads lists map-read sites of the --sync plan: add --sync");
+  std::optional<core::SyncPlan> sp;
+  if (sync) {
+    auto r = core::build_sync_plan(**bin, reads);
+    if (!r) return report_error(r.error().with_context(fmt::format("{}: finding the synchronization sites", path)));
+    sp = std::move(*r);
+  }
+  if (json) {
+    auto j = to_json(**bin, *plan);
+    if (sp) j["sync"] = sync_json(*sp);
+    fmt::print("{}\n", j.dump(2));
+  } else {
     print_human(**bin, *plan);
+    if (sp) print_sync(*sp);
+  }
   return kExitOk;
 }
 

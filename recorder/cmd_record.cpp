@@ -35,6 +35,7 @@ namespace {
 
 constexpr const char* kUsage = R"(Usage: gort record [-p PID | -- CMD ARGS...] [-o TRACE] [--duration SECONDS]
                    [--maps ADDR,...] [--stack-depth N] [--hw FUNC,...] [--perf PERF.DATA]
+                   [--sync [--reads]]
 
 Record every map write of a Go program without stopping it, into TRACE (default
 gort.trace), for `gort report`. Hardware breakpoints (perf_event_open, the CPU's four
@@ -62,6 +63,12 @@ Options:
   --ring-pages N       perf ring buffer pages per CPU (power of two; default 1024)
   --perf PERF.DATA     also run `perf record -k CLOCK_MONOTONIC` (scheduler switches and
                        CPU samples) on the program, for `gort report --perf`
+  --sync               also record synchronization: sync.Mutex and RWMutex lock/unlock
+                       (inlined fast paths included), channel send/receive/close and
+                       select, WaitGroup Add/Done/Wait, Once, goroutine creation; `gort
+                       report` then names map writers no happens-before edge orders
+                       (docs/happens-before.md)
+  --reads              with --sync: also map reads, for unsynchronized read/write pairs
   -q, --quiet          no progress line
 
 Needs root (or CAP_PERFMON + CAP_SYS_PTRACE). Example:
@@ -361,6 +368,10 @@ int run_record(const Args& args) {
     } else if (tok == "--perf") {
       if (!need("a perf.data path")) return kExitUsage;
       o.perf_out = v;
+    } else if (tok == "--sync") {
+      o.rec.sync = true;
+    } else if (tok == "--reads") {
+      o.rec.reads = true;
     } else if (tok == "-q" || tok == "--quiet") {
       o.quiet = true;
     } else if (tok == "-h" || tok == "--help") {

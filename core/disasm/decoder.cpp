@@ -56,6 +56,9 @@ Mnem map_mnem(const cs_insn& in) {
     case X86_INS_INT3: return Mnem::kInt3;
     case X86_INS_UD2: return Mnem::kUd2;
     case X86_INS_NOP: return Mnem::kNop;
+    case X86_INS_CMPXCHG: return Mnem::kCmpxchg;
+    case X86_INS_XADD: return Mnem::kXadd;
+    case X86_INS_XCHG: return Mnem::kXchg;
     default: break;
   }
   const cs_detail* d = in.detail;
@@ -120,6 +123,7 @@ std::vector<Insn> Decoder::decode(Bytes code, RemoteAddr addr) const {
     r.id = in.id;
     r.mnem = map_mnem(in);
     const cs_x86& x = in.detail->x86;
+    r.lock = x.prefix[0] == X86_PREFIX_LOCK;
     r.op_count = static_cast<uint8_t>(std::min<size_t>(x.op_count, r.ops.size()));
     for (uint8_t i = 0; i < r.op_count; ++i) {
       const cs_x86_op& o = x.operands[i];

@@ -29,6 +29,7 @@ const char* to_string(Reg r);  ///< "rax" ... "r15", "rip", "" for kNone, "other
 enum class Mnem : uint8_t {
   kOther, kMov, kMovzx, kMovsx, kLea, kXor, kAnd, kOr, kBts, kBtr, kBtc, kCmp, kTest,
   kRet, kCall, kJmp, kJcc, kInt3, kUd2, kNop,
+  kCmpxchg, kXadd, kXchg,  ///< the atomics of sync.Mutex & co. (see Insn::lock)
 };
 
 struct Operand {
@@ -56,6 +57,7 @@ struct Insn {
   std::array<Operand, 3> ops{};
   std::optional<RemoteAddr> target;  ///< direct CALL/JMP/Jcc target
   bool invalid = false;    ///< a byte Capstone could not decode (size 1)
+  bool lock = false;       ///< LOCK prefix (XCHG with a memory operand is locked without it)
   /// Registers this instruction writes, explicitly or implicitly (bit 1 << Reg). A CALL
   /// reports only RSP: what the callee clobbers is the ABI's business, not the decoder's.
   uint32_t regs_written = 0;

@@ -131,7 +131,14 @@ inline constexpr uint32_t kAbsentField = 0xffffffffu;
   X(heaparena_spans, "runtime.heapArena", "spans")                                  \
   X(heaparena_size, "runtime.heapArena", "")                                        \
   X(mstats_numgc, "runtime.mstats", "numgc")                                        \
-  X(work_cycles, "runtime.workType", "cycles")
+  X(work_cycles, "runtime.workType", "cycles")                                      \
+  /* Appended for happens-before (gort record --sync): the sync objects' words. */  \
+  X(mutex_state, "internal/sync.Mutex|sync.Mutex", "state")                         \
+  X(rwmutex_reader_sem, "sync.RWMutex", "readerSem")                                \
+  X(rwmutex_reader_count, "sync.RWMutex", "readerCount")                            \
+  X(once_done, "sync.Once", "done")                                                 \
+  X(scase_c, "runtime.scase", "c")                                                  \
+  X(scase_size, "runtime.scase", "")
 
 struct RuntimeLayouts {
 #define GORT_DECLARE_FIELD(member, structs, field) uint32_t member = kAbsentField;

@@ -28,6 +28,9 @@
 #include "core/util/scoped_fd.h"
 
 #include <dirent.h>
+
+#include <atomic>
+#include <thread>
 #include <linux/hw_breakpoint.h>
 #include <linux/perf_event.h>
 #include <poll.h>
@@ -224,8 +227,16 @@ struct PerfProbeSet::Impl {
     return a;
   }
 
-  perf_event_attr hw_attr(const ProbeSpec& s) const {
+  /// base_attr() with the probe's own stack size, if it asks for one.
+  perf_event_attr probe_attr(const ProbeSpec& s) const {
     perf_event_attr a = base_attr();
+    if (opts.mode == ProbeMode::kSample && s.stack_bytes)
+      a.sample_stack_user = std::max<uint32_t>(8, (s.stack_bytes + 7) & ~7u);
+    return a;
+  }
+
+  perf_event_attr hw_attr(const ProbeSpec& s) const {
+    perf_event_attr a = probe_attr(s);
     a.type = PERF_TYPE_BREAKPOINT;
     a.bp_addr = s.addr.value();
     if (s.kind == ProbeKind::kExec) {
@@ -329,7 +340,7 @@ struct PerfProbeSet::Impl {
       s.file_offset = fo->second;
     }
     uprobe_paths.push_back(s.file);
-    perf_event_attr a = base_attr();
+    perf_event_attr a = probe_attr(s);
     a.type = static_cast<uint32_t>(type);
     a.config = 0;  // bit 0 = retprobe: never on Go (uretprobes crash it)
     a.config1 = reinterpret_cast<uint64_t>(uprobe_paths.back().c_str());
@@ -525,7 +536,24 @@ Result<void> PerfProbeSet::set_enabled(bool on) {
 
 void PerfProbeSet::close() {
   if (!impl_) return;
-  impl_->fds.clear();    // removes every breakpoint and uprobe (and their inherited copies)
+  // Closing a uprobe event waits for an RCU grace period in the kernel (~80 ms each on
+  // these machines): one after the other, 130 uprobes took 11 s. Closed from many threads
+  // at once, the waits overlap.
+  std::vector<ScopedFd> all;
+  for (auto& v : impl_->fds)
+    for (auto& f : v) all.push_back(std::move(f));
+  impl_->fds.clear();
+  if (all.size() > 8) {
+    const size_t nthreads = std::min<size_t>(64, all.size());
+    std::vector<std::thread> threads;
+    std::atomic<size_t> next{0};
+    for (size_t t = 0; t < nthreads; t++)
+      threads.emplace_back([&] {
+        for (size_t i; (i = next.fetch_add(1)) < all.size();) all[i] = ScopedFd();
+      });
+    for (auto& t : threads) t.join();
+  }
+  all.clear();           // removes every breakpoint and uprobe (and their inherited copies)
   impl_->rings.clear();  // unmaps, then closes the ring owners
 }
 

@@ -38,6 +38,9 @@ struct ProbeSpec {
   /// For uprobe fallback (kExec only): the ELF file and the file offset of the instruction.
   std::string file;
   uint64_t file_offset = 0;
+  /// kSample: stack bytes for this probe (0: ProbeOptions::stack_bytes), e.g. to read a
+  /// callee's arguments that live in its caller's frame.
+  uint32_t stack_bytes = 0;
 };
 
 enum class ProbeBackend { kNone, kHwBreakpoint, kUprobe };

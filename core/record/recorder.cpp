@@ -14,6 +14,7 @@
 #include "core/record/recorder.h"
 
 #include "core/disasm/decoder.h"
+#include "core/disasm/sync_sites.h"
 #include "core/goruntime/goroutines.h"
 #include "core/goruntime/map_event.h"
 #include "core/target/memory.h"
@@ -112,8 +113,40 @@ int hw_rank(const std::string& fn, const std::vector<std::string>& order) {
 
 }  // namespace
 
+namespace {
+
+/// The sync (and map-read) sites, as PlannedSites; selectgo's entry gets a companion
+/// unprobed "select.send" site for the releases of its send cases.
+Result<void> add_sync_sites(const GoBinary& bin, bool reads, std::vector<PlannedSite>& out,
+                            std::vector<std::string>& warnings) {
+  GORT_TRY(auto plan, build_sync_plan(bin, reads));
+  for (auto& w : plan.warnings) warnings.push_back("sync: " + w);
+  for (auto& s : plan.sites) {
+    PlannedSite p = make_site(s.kind, s.function, s.op, s.addr);
+    p.obj_reg = s.obj_reg;
+    p.obj_off = s.obj_off;
+    p.obj_link = s.obj_link;
+    p.key_reg = s.key_reg;
+    p.g_reg = s.g_reg;
+    p.acquired_if_zero = s.acquired_if_zero;
+    p.ret_at_rsp = s.ret_at_rsp;
+    p.select_entry = s.select_entry;
+    p.key_signed_none = s.op == "select";
+    if (s.kind == trace::SiteKind::kMapRead) p.map_reg = s.obj_reg, p.obj_reg.clear();
+    out.push_back(p);
+    if (s.select_entry) {
+      PlannedSite send = make_site(trace::SiteKind::kRelease, s.function, "select.send", s.addr);
+      send.probed = false;
+      out.push_back(send);
+    }
+  }
+  return {};
+}
+
+}  // namespace
+
 Result<std::vector<PlannedSite>> plan_sites(const GoBinary& bin, const std::vector<std::string>& hw_first,
-                                            std::vector<std::string>& warnings) {
+                                            std::vector<std::string>& warnings, bool sync, bool reads) {
   GORT_TRY(auto plan, build_probe_plan(bin));
   for (auto& w : plan.warnings) warnings.push_back(w);
   std::vector<PlannedSite> map_sites;
@@ -151,6 +184,7 @@ Result<std::vector<PlannedSite>> plan_sites(const GoBinary& bin, const std::vect
   } else {
     warnings.push_back("runtime.goexit0 not found: a reused g may merge two goroutines");
   }
+  if (sync) GORT_TRY_VOID(add_sync_sites(bin, reads, out, warnings));
   return out;
 }
 
@@ -160,13 +194,23 @@ Result<std::unique_ptr<Recorder>> Recorder::start(int pid, std::unique_ptr<GoBin
   r->pid_ = pid;
   r->slide_ = slide;
   r->opts_ = opts;
-  GORT_TRY(auto sites, plan_sites(*bin, opts.hw_first, r->warnings_));
+  if (opts.reads && !opts.sync)
+    return make_error(ErrorKind::kBadInput, "map reads are recorded for the happens-before analysis: --reads needs --sync");
+  GORT_TRY(auto sites, plan_sites(*bin, opts.hw_first, r->warnings_, opts.sync, opts.reads));
   r->sites_ = std::move(sites);
   for (uint64_t m : opts.maps) r->maps_.insert(m);
 
   std::vector<ProbeSpec> specs;
-  for (size_t i = 0; i < r->sites_.size(); i++)
-    specs.push_back({r->sites_[i].link_addr + slide, ProbeKind::kExec, static_cast<uint32_t>(i), "", 0});
+  for (size_t i = 0; i < r->sites_.size(); i++) {
+    const PlannedSite& ps = r->sites_[i];
+    if (!ps.probed) {
+      if (ps.site.op == "select.send") r->select_send_site_ = static_cast<uint32_t>(i);
+      continue;
+    }
+    ProbeSpec spec{ps.link_addr + slide, ProbeKind::kExec, static_cast<uint32_t>(i), "", 0};
+    if (ps.select_entry) spec.stack_bytes = kSelectStackBytes;
+    specs.push_back(spec);
+  }
   ProbeOptions po;
   po.mode = ProbeMode::kSample;
   po.allow_uprobes = opts.allow_uprobes;
@@ -199,15 +243,22 @@ Result<std::unique_ptr<Recorder>> Recorder::start(int pid, std::unique_ptr<GoBin
   h.start_ns = r->start_ns_;
   h.stack_depth = opts.stack_depth;
   const auto& st = r->probes_->status();
+  std::vector<const ProbeStatus*> status_of(r->sites_.size(), nullptr);
+  for (auto& s : st)
+    if (s.spec.cookie < status_of.size()) status_of[s.spec.cookie] = &s;
   size_t placed = 0;
   for (size_t i = 0; i < r->sites_.size(); i++) {
     PlannedSite& ps = r->sites_[i];
     ps.site.pc = (ps.link_addr + slide).value();
-    ps.site.backend = to_string(st[i].backend);
-    if (st[i].backend == ProbeBackend::kNone) {
+    if (!ps.probed) {
+      ps.site.backend = "derived";  // events written from another site's probe
+    } else if (!status_of[i] || status_of[i]->backend == ProbeBackend::kNone) {
+      ps.site.backend = to_string(ProbeBackend::kNone);
       r->warnings_.push_back(fmt::format("{} {} at {:#x}: not probed: {}", ps.site.function,
-                                         trace::to_string(ps.site.kind), ps.site.pc, st[i].error));
+                                         trace::to_string(ps.site.kind), ps.site.pc,
+                                         status_of[i] ? status_of[i]->error : "no probe status"));
     } else {
+      ps.site.backend = to_string(status_of[i]->backend);
       placed++;
     }
     h.sites.push_back(ps.site);
@@ -259,9 +310,21 @@ Result<void> Recorder::write_existing_goroutines() {
   return {};
 }
 
+namespace {
+
+bool is_map_event_kind(trace::SiteKind k) {
+  using K = trace::SiteKind;
+  return k == K::kEntry || k == K::kWriteBegin || k == K::kWriteEnd || k == K::kReturn || k == K::kMapRead;
+}
+
+}  // namespace
+
 void Recorder::on_sample(const ProbeSample& s) {
   if (s.cookie >= sites_.size()) return;
   const PlannedSite& ps = sites_[s.cookie];
+  // Lock's fast path: the CMPXCHG failed (the accumulator holds the nonzero state); the
+  // acquire will come from lockSlow's return.
+  if (!ps.acquired_if_zero.empty() && (reg_value(s.regs, ps.acquired_if_zero) & 0xffffffffu) != 0) return;
   trace::Event e;
   e.time_ns = s.time_ns;
   e.site = s.cookie;
@@ -270,13 +333,19 @@ void Recorder::on_sample(const ProbeSample& s) {
   e.g = reg_value(s.regs, ps.g_reg);
   if (!ps.goid_reg.empty()) e.goid = reg_value(s.regs, ps.goid_reg);
   if (!ps.map_reg.empty()) e.map = reg_value(s.regs, ps.map_reg);
-  if (!ps.key_reg.empty()) e.key = reg_value(s.regs, ps.key_reg);
-  if (!maps_.empty() && e.map != 0 && !maps_.count(e.map)) {
+  if (ps.obj_link) e.map = *ps.obj_link + static_cast<uint64_t>(slide_);
+  else if (!ps.obj_reg.empty()) e.map = reg_value(s.regs, ps.obj_reg) + static_cast<uint64_t>(ps.obj_off);
+  if (!ps.key_reg.empty()) {
+    uint64_t k = reg_value(s.regs, ps.key_reg);
+    if (!ps.key_signed_none || static_cast<int64_t>(k) >= 0) e.key = k;
+  }
+  if (!maps_.empty() && e.map != 0 && is_map_event_kind(ps.site.kind) && !maps_.count(e.map)) {
     filtered_++;
     return;
   }
-  bool map_site = !ps.site.op.empty() || ps.site.kind == trace::SiteKind::kThrow;
-  if (map_site && opts_.stack_depth > 0) {
+  bool stack_site = (!ps.site.op.empty() && ps.site.kind != trace::SiteKind::kSyncReturn) ||
+                    ps.site.kind == trace::SiteKind::kThrow;
+  if (stack_site && opts_.stack_depth > 0) {
     e.stack = s.callchain;
     if (e.stack.empty()) e.stack.push_back(s.regs.rip);
     if (ps.ret_at_rsp && s.stack.size() >= 8) {
@@ -287,7 +356,45 @@ void Recorder::on_sample(const ProbeSample& s) {
     }
     if (e.stack.size() > opts_.stack_depth) e.stack.resize(opts_.stack_depth);
   }
+  if (ps.select_entry) {
+    add_select_cases(s, e);
+    return;
+  }
   batch_.push_back(std::move(e));
+}
+
+/// runtime.selectgo(cas0 RAX, order0, pc0, nsends RDI, nrecvs RSI, block): the cases are an
+/// array of scase{c, elem} in the caller's frame, which the probe's stack bytes hold. Send
+/// cases become "select.send" releases, receive cases "select" calls keyed by case index.
+void Recorder::add_select_cases(const ProbeSample& s, const trace::Event& entry) {
+  const RuntimeLayouts& L = bin_->layouts();
+  uint64_t cas0 = s.regs.rax, nsends = s.regs.rdi, nrecvs = s.regs.rsi, rsp = s.regs.rsp;
+  if (nsends + nrecvs > 65536) {  // not a select's arguments: a probe in the wrong place
+    selects_unread_++;
+    return;
+  }
+  bool unread = false;
+  for (uint64_t i = 0; i < nsends + nrecvs; i++) {
+    uint64_t at = cas0 + i * L.scase_size + L.scase_c;
+    if (at < rsp || at + 8 > rsp + s.stack.size()) {
+      unread = true;
+      continue;
+    }
+    uint64_t c;
+    std::memcpy(&c, s.stack.data() + (at - rsp), 8);
+    if (c == 0) continue;  // a nil channel: the case never runs
+    trace::Event e = entry;
+    e.map = c;
+    if (i < nsends) {
+      if (select_send_site_ == UINT32_MAX) continue;
+      e.site = select_send_site_;
+      e.key.reset();
+    } else {
+      e.key = i;
+    }
+    batch_.push_back(std::move(e));
+  }
+  if (unread) selects_unread_++;
 }
 
 Result<void> Recorder::flush_batch(uint64_t before_ns) {
@@ -347,6 +454,11 @@ Result<trace::Summary> Recorder::finish(const std::string& end_reason) {
   sum.filtered = filtered_;
   sum.end_reason = end_reason;
   sum.warnings = warnings_;
+  if (selects_unread_)
+    sum.warnings.push_back(fmt::format(
+        "sync: {} select statement(s) had cases outside the {} stack bytes recorded (reflect.Select, or a huge "
+        "frame): their channel operations are not recorded",
+        selects_unread_, kSelectStackBytes));
   GORT_TRY_VOID(writer_->finish(sum));
   return sum;
 }

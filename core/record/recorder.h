@@ -40,6 +40,10 @@ struct RecordOptions {
   bool allow_uprobes = true;
   uint32_t ring_pages = 1024;        ///< per CPU (4 MiB): a few ms of a map-heavy program
   std::vector<std::string> command;  ///< argv when gort launched the target (for the header)
+  /// Also record synchronization (core/disasm/sync_sites.h): mutexes, channels, select,
+  /// WaitGroups, Once, goroutine creation, for the happens-before analysis.
+  bool sync = false;
+  bool reads = false;                ///< with sync: also map reads (runtime.mapaccess*)
 };
 
 /// True when the CPU says it runs under a hypervisor (the "hypervisor" flag in
@@ -59,12 +63,24 @@ struct PlannedSite {
   std::string g_reg = "r14";   ///< register holding the g (the new g at kGoStart)
   std::string goid_reg;        ///< kGoStart: register holding the new goid
   bool ret_at_rsp = false;     ///< [rsp] is the caller's return address (entry, RET)
+  // Sync sites (the object goes to Event::map):
+  std::string obj_reg;         ///< object = obj_reg + obj_off ...
+  int64_t obj_off = 0;
+  std::optional<uint64_t> obj_link;  ///< ... or this link-time address (+ slide)
+  std::string acquired_if_zero;      ///< keep the event only when this reg's low 32 bits are 0
+  bool select_entry = false;   ///< runtime.selectgo: one event per case from the stack bytes
+  bool probed = true;          ///< false: a site events are written for, without a probe of its own
+  /// The key register holds a signed value; a negative one means "none" (selectgo's -1).
+  bool key_signed_none = false;
 };
 
 /// The sites to probe in BIN, in debug-register priority order. WARNINGS gets what could
 /// not be planned (no newproc1 goid store found, ...): the recording still works.
+/// SYNC / READS add the synchronization and map-read sites (RecordOptions::sync, reads)
+/// after the map sites: they get debug registers only when the map sites leave some.
 Result<std::vector<PlannedSite>> plan_sites(const GoBinary& bin, const std::vector<std::string>& hw_first,
-                                            std::vector<std::string>& warnings);
+                                            std::vector<std::string>& warnings, bool sync = false,
+                                            bool reads = false);
 
 struct RecordStats {
   uint64_t events = 0;    ///< written to the trace
@@ -98,6 +114,7 @@ class Recorder {
  private:
   Recorder() = default;
   void on_sample(const ProbeSample& s);
+  void add_select_cases(const ProbeSample& s, const trace::Event& entry);
   Result<void> write_existing_goroutines();
   /// Writes the held-back events stamped before BEFORE_NS, in time order.
   Result<void> flush_batch(uint64_t before_ns);
@@ -114,6 +131,8 @@ class Recorder {
   std::optional<trace::Writer> writer_;
   std::vector<trace::Event> batch_;
   std::unordered_set<uint64_t> maps_;
+  uint32_t select_send_site_ = UINT32_MAX;  ///< the unprobed "select.send" site
+  uint64_t selects_unread_ = 0;             ///< selects whose cases were not in the stack bytes
   uint64_t events_ = 0, filtered_ = 0, start_ns_ = 0;
   bool finished_ = false;
 };
