@@ -534,6 +534,24 @@ Result<void> PerfProbeSet::set_enabled(bool on) {
   return {};
 }
 
+void PerfProbeSet::close_after_exit() {
+  if (!impl_ || !exited()) return close();
+  impl_->rings.clear();  // cheap: no uprobe behind them
+  pid_t child = ::fork();
+  if (child == 0) {
+    // Async-signal-safe calls only. Let go of the caller's stdio first: whoever waits for
+    // the caller's output must not wait for us.
+    for (int fd = 0; fd <= 2; fd++) ::close(fd);
+    for (auto& v : impl_->fds)
+      for (auto& f : v) ::close(f.release());
+    ::_exit(0);
+  }
+  if (child < 0) return close();  // no child: close them ourselves
+  // Our copies: not the last reference to each event, so closing them is quick.
+  impl_->fds.clear();
+  // The child is not waited for: reparented to init when we exit.
+}
+
 void PerfProbeSet::close() {
   if (!impl_) return;
   // Closing a uprobe event waits for an RCU grace period in the kernel (~80 ms each on

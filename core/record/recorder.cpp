@@ -448,7 +448,8 @@ Result<trace::Summary> Recorder::finish(const std::string& end_reason) {
   trace::Summary sum;
   sum.end_ns = monotonic_ns();
   sum.lost = probes_->lost();
-  probes_.reset();  // closes every fd: removes every probe
+  probes_->close_after_exit();  // removes every probe (in a child when the target is gone)
+  probes_.reset();
   finished_ = true;
   sum.events = events_;
   sum.filtered = filtered_;
