@@ -369,7 +369,10 @@ struct HappensBefore::Impl {
         }
       }
       case trace::SiteKind::kSyncCall:
-        if (si.op == Op::kChanSend && a) release(gr, obj(a).w);
+        // A send releases at the call; so does a receive (and a select's receive case), for
+        // an unbuffered send completes after the receive began: the sender's return
+        // acquires it. One clock per channel: extra edges can hide a race, never invent one.
+        if ((si.op == Op::kChanSend || si.op == Op::kChanRecv || si.op == Op::kSelect) && a) release(gr, obj(a).w);
         gr.pending.push_back(Pending{si.op, a, e.key});
         return;
       case trace::SiteKind::kSyncReturn:

@@ -70,7 +70,9 @@ std::optional<SiteKind> parse_site_kind(std::string_view name);
 ///   "chan.send"       kSyncCall/Ret             at the call: release into W[obj]; at the return:
 ///                                               acquire W[obj] (an unbuffered send completes
 ///                                               after the receive)
-///   "chan.recv"       kSyncCall/Ret             at the return: acquire W[obj]
+///   "chan.recv"       kSyncCall/Ret             at the call: release into W[obj] (an
+///                                               unbuffered send completes after it); at
+///                                               the return: acquire W[obj]
 ///   "chan.close"      kRelease                  release into W[obj]
 ///   "select.send"     kRelease                  a select's send case: release into W[obj]
 ///                                               (every send case, at the select's entry)
@@ -78,7 +80,8 @@ std::optional<SiteKind> parse_site_kind(std::string_view name);
 ///                                               channel, Event::key = the case index; the
 ///                                               return's Event::key = the chosen case index
 ///                                               (absent: none / default): acquire W[obj] of
-///                                               that receive case
+///                                               that receive case. Each receive case
+///                                               releases into its channel at the call.
 ///   "wg.add"          kRelease                  WaitGroup.Add(delta), Event::key = delta as
 ///                                               two's complement: a negative delta (Done)
 ///                                               releases into W[obj]; a positive one nothing
