@@ -293,12 +293,13 @@ int record(Options& o) {
   }
   if (tty) fmt::print(stderr, "\r\033[K");
   stop_perf(perf_pid);
-  if (!r.target_gone()) {
+  {
     size_t uprobes = 0;
     for (auto& s : r.probes()) uprobes += s.backend == core::ProbeBackend::kUprobe;
-    // The kernel removes uprobes one at a time, ~85 ms each on these machines.
+    // The kernel removes uprobe events one at a time (one per site and CPU), ~85 ms each
+    // on these machines.
     if (uprobes > 16 && !o.quiet)
-      fmt::print(stderr, "gort record: removing {} uprobes from the running program (a few seconds)...\n", uprobes);
+      fmt::print(stderr, "gort record: removing {} uprobes (the kernel takes a while)...\n", uprobes);
   }
   auto sum = r.finish(reason);
   if (!sum) return report_error(sum.error(), "gort record");

@@ -448,8 +448,10 @@ Result<trace::Summary> Recorder::finish(const std::string& end_reason) {
   trace::Summary sum;
   sum.end_ns = monotonic_ns();
   sum.lost = probes_->lost();
-  probes_->close_after_exit();  // removes every probe (in a child when the target is gone)
-  probes_.reset();
+  // Closed here, one by one, even when the target is gone: a child closing them in the
+  // background (PerfProbeSet::close_after_exit) made the next recording of the same
+  // binary lose most of its uprobe hits while the old probes were being removed.
+  probes_.reset();  // closes every fd: removes every probe
   finished_ = true;
   sum.events = events_;
   sum.filtered = filtered_;
