@@ -35,6 +35,9 @@
 #include <linux/perf_event.h>
 #include <poll.h>
 #include <sys/ioctl.h>
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <sys/file.h>
 #include <sys/mman.h>
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -189,6 +192,7 @@ struct PerfProbeSet::Impl {
   ProbeOptions opts;
   std::vector<ProbeStatus> status;
   std::vector<std::string> uprobe_paths;  // config1 points into these while opening
+  std::vector<std::pair<std::string, ScopedFd>> file_locks;  // lock_uprobe_file; released after the probes
   std::vector<Ring> rings;                // kSample: one per online CPU
   std::vector<std::vector<ScopedFd>> fds;  // per probe
   std::unordered_map<uint64_t, size_t> id_to_probe;
@@ -322,6 +326,49 @@ struct PerfProbeSet::Impl {
     return 0;
   }
 
+  /// One gort at a time places uprobes on a file. Measured on kernel 6.18: while one
+  /// session's uprobes on a binary were being removed, another session's uprobes on the
+  /// same offsets of the same binary stopped firing (5 of 452 hits recorded). So a
+  /// session holds an flock on /run/gort/uprobes-DEV-INO.lock from its first uprobe on
+  /// FILE until its probes are closed; a second one waits for it (up to 30 s), then fails
+  /// with a message naming the holder.
+  int lock_uprobe_file(const std::string& file, std::string& why) {
+    struct stat st;
+    if (::stat(file.c_str(), &st) != 0) return 0;  // opening the uprobe will say what is wrong
+    std::string key = fmt::format("{:x}-{}", st.st_dev, st.st_ino);
+    for (auto& [k, fd] : file_locks)
+      if (k == key) return 0;
+    std::string dir = "/run/gort";
+    ::mkdir(dir.c_str(), 0755);
+    std::string path = fmt::format("{}/uprobes-{}.lock", dir, key);
+    int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+    if (fd < 0) return 0;  // no lock possible (read-only /run): go on unguarded
+    ScopedFd lock(fd);
+    bool told = false;
+    for (int waited_ms = 0; ::flock(fd, LOCK_EX | LOCK_NB) != 0; waited_ms += 100) {
+      char buf[32] = {};
+      ssize_t n = ::pread(fd, buf, sizeof buf - 1, 0);
+      std::string holder = n > 0 ? std::string(buf, static_cast<size_t>(n)) : "?";
+      while (!holder.empty() && (holder.back() == '\n' || holder.back() == ' ')) holder.pop_back();
+      if (waited_ms >= 30000) {
+        why = fmt::format("another gort (pid {}) has uprobes on {}: two sessions probing one binary at once lose "
+                          "each other's hits (kernel uprobes); wait for it to end ({})",
+                          holder, file, path);
+        return -EBUSY;
+      }
+      if (!told) {
+        fmt::print(stderr, "gort: waiting for another gort (pid {}) to remove its uprobes from {}...\n", holder, file);
+        told = true;
+      }
+      ::usleep(100'000);
+    }
+    std::string me = fmt::format("{}\n", ::getpid());
+    if (::ftruncate(fd, 0) == 0 && ::pwrite(fd, me.data(), me.size(), 0) < 0) {
+    }
+    file_locks.emplace_back(key, std::move(lock));
+    return 0;
+  }
+
   /// Opens probe I as per-CPU uprobes (pid = -1, never inherit: see the file comment).
   int open_uprobe(size_t i, std::vector<ScopedFd>& out, std::string& why) {
     int type = uprobe_pmu_type();
@@ -339,6 +386,7 @@ struct PerfProbeSet::Impl {
       s.file = fo->first;
       s.file_offset = fo->second;
     }
+    if (int e = lock_uprobe_file(s.file, why); e < 0) return e;
     uprobe_paths.push_back(s.file);
     perf_event_attr a = probe_attr(s);
     a.type = static_cast<uint32_t>(type);
@@ -572,6 +620,7 @@ void PerfProbeSet::close() {
     for (auto& t : threads) t.join();
   }
   all.clear();           // removes every breakpoint and uprobe (and their inherited copies)
+  impl_->file_locks.clear();  // only now may another session probe the same files
   impl_->rings.clear();  // unmaps, then closes the ring owners
 }
 

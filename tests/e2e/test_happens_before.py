@@ -6,17 +6,20 @@
   program's own map, with the program's mutex held on the Register side and no lock on
   the other. Its `read` mode (peekUnlocked reads without the lock) with --reads: an
   unsynchronized-map-read-write naming Register and peekUnlocked.
-- samples/synced, every mode (mutex, rwmutex, chan, waitgroup, once, select): no finding,
-  three runs each; rwmutex also with --reads.
+- samples/synced, every mode (mutex, rwmutex, chan, waitgroup, once, select): no finding;
+  rwmutex also with --reads.
 - The race detector next to gort (tests/e2e/racecmp.py): the same samples built with
   `go build -race`; the unordered pairs of user functions in its DATA RACE reports equal
   those of gort's findings, sample by sample.
 
 Only the CLI is used: `gort record --sync [--reads] -o T -- BIN ARGS`, `gort report T --json`.
+One `gort record --sync` takes some 25 s here (placing and removing ~60 uprobes), so each
+recording is shared by the tests that read it (about 17 per Go version).
 """
 import json
 import re
 import subprocess
+from dataclasses import dataclass
 
 import pytest
 
@@ -101,18 +104,49 @@ def check_locks(finding, locked_fn, unlocked_fn, mu):
     return None
 
 
-def unlocked_run(toolchain, tmp_path, i, mode="write", reads=False):
+@dataclass
+class Recording:
+    trace: object       # Path
+    proc: object        # the CompletedProcess of gort record
+    out: str            # its stdout + stderr (the program's and gort's)
+    report: dict = None  # gort report --json, None when the program threw
+
+    @property
+    def threw(self):
+        return "fatal error:" in self.out
+
+
+# `gort record --sync` takes tens of seconds in these VMs (placing and removing some 60
+# uprobes), so each recording is made once and shared by the tests that read it: the
+# agreement test compares the race detector with the recordings the other tests made.
+_recordings = {}
+
+
+def recording(toolchain, tmp_path_factory, sample, args, reads=False, i=0):
+    """The I-th recording of samples/SAMPLE ARGS (with --reads if READS) by TOOLCHAIN."""
+    key = (toolchain.version, sample, tuple(args), reads, i)
+    if key not in _recordings:
+        exe = build_sample(toolchain, sample)
+        d = tmp_path_factory.mktemp(f"hb-{toolchain.label}-{sample}-{'-'.join(args)}{'-reads' if reads else ''}")
+        trace = d / f"{i}.trace"
+        r, out = record_sync(trace, exe, *args, reads=reads)
+        assert r.returncode == 0, out
+        rec = Recording(trace, r, out)
+        # The writers almost never overlap: a runtime throw is a failed run, not the test's end.
+        if not rec.threw:
+            assert "ended: target exited with status 0" in out, out
+            rec.report = report_json(trace)
+        _recordings[key] = rec
+    return _recordings[key]
+
+
+def unlocked_run(toolchain, tmp_path_factory, i, mode="write", reads=False):
     """One recorded run of samples/unlocked_path MODE: (finding naming the pair or None, why not, rep)."""
-    exe = build_sample(toolchain, "unlocked_path")
-    trace = tmp_path / f"up-{mode}-{i}.trace"
-    r, out = record_sync(trace, exe, mode, reads=reads)
-    assert r.returncode == 0, out
-    # The writers almost never overlap: a runtime throw is a failed run, not the test's end.
-    if "fatal error:" in out:
-        return None, f"the program threw:\n{out[-2000:]}", None
-    assert "ended: target exited with status 0" in out, out
-    the_map, mu = program_addrs(r.stdout)
-    rep = report_json(trace)
+    rec = recording(toolchain, tmp_path_factory, "unlocked_path", (mode,), reads, i)
+    if rec.threw:
+        return None, f"the program threw:\n{rec.out[-2000:]}", None
+    the_map, mu = program_addrs(rec.proc.stdout)
+    rep = rec.report
     kind, other = (READ_KIND, PEEK) if mode == "read" else (WRITE_KIND, REFRESH)
     why = f"no {kind} finding naming {REGISTER} and {other}"
     for f in rep["findings"]:
@@ -130,12 +164,12 @@ def unlocked_run(toolchain, tmp_path, i, mode="write", reads=False):
     return None, why, rep
 
 
-def test_unlocked_path_pair_named(toolchain, tmp_path):
+def test_unlocked_path_pair_named(toolchain, tmp_path_factory):
     """At least 9 of 10 runs name Register (holding r.mu) and refreshUnlocked (holding
     nothing) as an unsynchronized pair; stops once 9 have."""
     named, failures, good = 0, [], None
     for i in range(10):
-        f, why, rep = unlocked_run(toolchain, tmp_path, i)
+        f, why, rep = unlocked_run(toolchain, tmp_path_factory, i)
         if f:
             named, good = named + 1, i
             if named == 9:
@@ -144,54 +178,44 @@ def test_unlocked_path_pair_named(toolchain, tmp_path):
             failures.append(f"run {i + 1}: {why}\n{brief(rep) if rep else ''}")
             assert len(failures) <= 1, f"{toolchain.version}: {len(failures)} runs failed:\n" + "\n".join(failures)
     assert named >= 9, (named, failures)
-    # The text report names both functions too.
-    text = run_gort("report", str(tmp_path / f"up-write-{good}.trace"), check=True).stdout
+    # The text report names both functions too, and who holds what.
+    trace = recording(toolchain, tmp_path_factory, "unlocked_path", ("write",), False, good).trace
+    text = run_gort("report", str(trace), check=True).stdout
     assert WRITE_KIND in text and REGISTER in text and REFRESH in text, text
+    assert "holds: nothing" in text, text
 
 
-def test_unlocked_read_named(toolchain, tmp_path):
+def test_unlocked_read_named(toolchain, tmp_path_factory):
     """--reads: peekUnlocked's unlocked read against Register's locked write is an
-    unsynchronized-map-read-write (one failed run of three is tolerated, as above)."""
+    unsynchronized-map-read-write (one failed run of at most three is tolerated, as above)."""
     failures = []
     for i in range(3):
-        f, why, rep = unlocked_run(toolchain, tmp_path, i, mode="read", reads=True)
+        f, why, rep = unlocked_run(toolchain, tmp_path_factory, i, mode="read", reads=True)
         if f:
             break
         failures.append(f"run {i + 1}: {why}\n{brief(rep) if rep else ''}")
     assert len(failures) <= 1, "\n".join(failures)
 
 
-def test_reads_not_recorded_without_flag(toolchain, tmp_path):
-    """Without --reads no read is recorded: the read mode's only bug is invisible, and nothing
-    else is reported."""
-    exe = build_sample(toolchain, "unlocked_path")
-    r, out = record_sync(tmp_path / "nr.trace", exe, "read")
-    assert r.returncode == 0 and "registered=400 peeked=4" in r.stdout, out
-    rep = report_json(tmp_path / "nr.trace")
+def synced_clean(toolchain, tmp_path_factory, mode, reads=False):
+    rec = recording(toolchain, tmp_path_factory, "synced", (mode,), reads)
+    assert f"{mode} ok" in rec.proc.stdout and not rec.threw, rec.out
+    rep = rec.report
     assert rep["findings"] == [], brief(rep)
+    assert rep["stats"]["lost"] == 0, rep["stats"]
+    hb = rep["stats"].get("happens_before")
+    assert hb and hb["sync_events"] > 0 and hb["writes"] > 0, rep["stats"]
+    if reads:
+        assert hb["reads"] > 0, rep["stats"]
 
 
 @pytest.mark.parametrize("mode", SYNCED_MODES)
-def test_synced_no_findings(toolchain, tmp_path, mode):
-    exe = build_sample(toolchain, "synced")
-    for i in range(3):
-        trace = tmp_path / f"{mode}{i}.trace"
-        r, out = record_sync(trace, exe, mode)
-        assert r.returncode == 0 and f"{mode} ok" in r.stdout, out
-        assert "ended: target exited with status 0" in out, out
-        rep = report_json(trace)
-        assert rep["findings"] == [], f"run {i + 1}: {brief(rep)}"
-        assert rep["stats"]["lost"] == 0, rep["stats"]
+def test_synced_no_findings(toolchain, tmp_path_factory, mode):
+    synced_clean(toolchain, tmp_path_factory, mode)
 
 
-def test_rwmutex_reads_no_findings(toolchain, tmp_path):
-    exe = build_sample(toolchain, "synced")
-    for i in range(3):
-        trace = tmp_path / f"rw{i}.trace"
-        r, out = record_sync(trace, exe, "rwmutex", reads=True)
-        assert r.returncode == 0 and "rwmutex ok" in r.stdout, out
-        rep = report_json(trace)
-        assert rep["findings"] == [], f"run {i + 1}: {brief(rep)}"
+def test_rwmutex_reads_no_findings(toolchain, tmp_path_factory):
+    synced_clean(toolchain, tmp_path_factory, "rwmutex", reads=True)
 
 
 # The side-by-side agreement: (sample, args, --reads) -> the race detector's pairs == gort's.
@@ -201,7 +225,7 @@ AGREEMENT = [("unlocked_path", ("write",), False), ("unlocked_path", ("read",), 
 
 @pytest.mark.parametrize("sample,args,reads", AGREEMENT,
                          ids=[f"{s}-{a[0]}{'-reads' if r else ''}" for s, a, r in AGREEMENT])
-def test_agrees_with_race_detector(toolchain, tmp_path, sample, args, reads):
+def test_agrees_with_race_detector(toolchain, tmp_path_factory, sample, args, reads):
     need_sync_recording()
     try:
         race_exe = racecmp.build_race(toolchain, sample)
@@ -210,18 +234,18 @@ def test_agrees_with_race_detector(toolchain, tmp_path, sample, args, reads):
     race = racecmp.run_race(race_exe, *args)
     assert race.returncode in (0, 66), race.stderr[-3000:]
     assert all(r.pair for r in race.races), race.stderr[-3000:]  # every stack restored
-    exe = build_sample(toolchain, sample)
     tries = []
-    # A racy sample's pair is missed in at most 1 run of 10 (above): up to 3 tries here.
+    # A racy sample's pair is missed in at most 1 run of 10 (above): up to 3 recordings here
+    # (those the other tests made, when they ran first).
     for i in range(3 if race.pairs else 1):
-        trace = tmp_path / f"{sample}-{args[0]}-{i}.trace"
-        r, out = record_sync(trace, exe, *args, reads=reads)
-        assert r.returncode == 0, out
-        rep = report_json(trace)
-        ours = racecmp.gort_pairs(rep, racecmp.ALL_MAP_KINDS)
+        rec = recording(toolchain, tmp_path_factory, sample, args, reads, i)
+        if rec.threw:
+            tries.append(f"run {i + 1}: the program threw")
+            continue
+        ours = racecmp.gort_pairs(rec.report, racecmp.ALL_MAP_KINDS)
         if ours == race.pairs:
             return
-        tries.append(f"gort: {racecmp.fmt_pairs(ours)}\n{brief(rep, 2000)}")
+        tries.append(f"gort: {racecmp.fmt_pairs(ours)}\n{brief(rec.report, 2000)}")
     pytest.fail(f"{toolchain.version} {sample} {' '.join(args)}: the race detector reports "
                 f"{racecmp.fmt_pairs(race.pairs)}\n" + "\n".join(tries) + "\n" + racecmp.trim_race_report(race.stderr))
 
