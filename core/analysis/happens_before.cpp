@@ -130,6 +130,9 @@ struct HappensBefore::Impl {
     Op op = Op::kUnknown;
     uint64_t obj = 0;
     std::optional<uint64_t> key;
+    /// The call's event (site and stack) when its return takes a lock: the return has no
+    /// stack of its own, and the call's names the caller ("locked at").
+    std::optional<trace::Event> call;
   };
   struct OpenWin {
     uint64_t map = 0, serial = 0;
@@ -373,7 +376,8 @@ struct HappensBefore::Impl {
         // an unbuffered send completes after the receive began: the sender's return
         // acquires it. One clock per channel: extra edges can hide a race, never invent one.
         if ((si.op == Op::kChanSend || si.op == Op::kChanRecv || si.op == Op::kSelect) && a) release(gr, obj(a).w);
-        gr.pending.push_back(Pending{si.op, a, e.key});
+        gr.pending.push_back(Pending{si.op, a, e.key, std::nullopt});
+        if (si.op == Op::kMutexLock || si.op == Op::kRwRLock || si.op == Op::kRwLock) gr.pending.back().call = e;
         return;
       case trace::SiteKind::kSyncReturn:
         sync_return(si, gr, e);
@@ -411,22 +415,28 @@ struct HappensBefore::Impl {
       return;
     }
     uint64_t a = gr.pending[i].obj;
+    std::optional<trace::Event> call = std::move(gr.pending[i].call);
     gr.pending.erase(gr.pending.begin() + long(i));
     if (!a) return;
+    trace::Event at = e;  // where the lock was taken: the call's site and stack, at the return's time
+    if (call) {
+      at.site = call->site;
+      at.stack = std::move(call->stack);
+    }
     switch (si.op) {
       case Op::kMutexLock:
         acquire(gr, obj(a).w);
-        hold(gr, a, LockMode::kMutex, e);
+        hold(gr, a, LockMode::kMutex, at);
         return;
       case Op::kRwRLock:
         acquire(gr, obj(a).w);
-        hold(gr, a, LockMode::kRwRead, e);
+        hold(gr, a, LockMode::kRwRead, at);
         return;
       case Op::kRwLock: {
         Obj& o = obj(a);
         acquire(gr, o.w);
         acquire(gr, o.r);
-        hold(gr, a, LockMode::kRwWrite, e);
+        hold(gr, a, LockMode::kRwWrite, at);
         return;
       }
       default:  // chan.send, chan.recv, wg.wait
