@@ -1,4 +1,4 @@
-// ElfFile: mmap + bounds-checked parsing of ELF64 headers, sections, segments and .symtab.
+// ElfFile: read into memory + bounds-checked parsing of ELF64 headers, sections, segments and .symtab.
 // Every offset taken from the file is checked against the file size before use, so a
 // truncated or corrupt binary yields an Error naming the offset, never a crash.
 
@@ -45,10 +45,29 @@ Result<std::unique_ptr<ElfFile>> ElfFile::open(const std::string& path) {
     ::close(fd);
     return make_error(ErrorKind::kBadInput, "{}: not an ELF file ({} bytes, too short)", path, st.st_size);
   }
-  void* m = mmap(nullptr, st.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
-  int e = errno;
+  // Read, not mapped: a file mapping of an executable (VM_MAYEXEC) gets the int3 of every
+  // system-wide uprobe on the file installed into it by the kernel, so a mapped binary
+  // read while some gort session (this one included) had uprobes on it showed 0xCC in
+  // place of the code (Linux 6.18: "no RET found", "0 stores to g.goid").
+  void* m = mmap(nullptr, st.st_size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  if (m == MAP_FAILED) {
+    int e = errno;
+    ::close(fd);
+    return make_error(ErrorKind::kIo, "{}: cannot allocate {} bytes: {}", path, st.st_size, std::strerror(e));
+  }
+  for (off_t done = 0; done < st.st_size;) {
+    ssize_t n = ::pread(fd, static_cast<char*>(m) + done, static_cast<size_t>(st.st_size - done), done);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) {
+      int e = n < 0 ? errno : EIO;
+      ::close(fd);
+      munmap(m, st.st_size);
+      return make_error(ErrorKind::kIo, "{}: cannot read: {}", path, n < 0 ? std::strerror(e) : "file shrank while read");
+    }
+    done += n;
+  }
   ::close(fd);
-  if (m == MAP_FAILED) return make_error(ErrorKind::kIo, "{}: cannot map: {}", path, std::strerror(e));
+  mprotect(m, st.st_size, PROT_READ);
   std::unique_ptr<ElfFile> f(new ElfFile());
   f->path_ = path;
   f->map_ = m;
