@@ -665,10 +665,51 @@ struct HappensBefore::Impl {
     st.unmatched_ends++;
   }
 
+  // ---- clock skew ----
+  // Events of different CPUs are ordered by their perf timestamps, and those disagree by
+  // up to a few hundred ns across CPUs here: a lockSlow return (the acquire) was stamped
+  // 85 ns before the other CPU's Unlock probe, which runs before the unlocking XADD. So a
+  // release is processed as if stamped kSkewNs earlier, but never before its own
+  // goroutine's previous event: it can only gain edges (hide a race closer than 5 µs,
+  // where each probe hit alone costs ~15 µs), never lose one.
+  static constexpr uint64_t kSkewNs = 5'000;
+  struct Held {
+    uint64_t key = 0, seq = 0;
+    trace::Event e;
+  };
+  static bool later(const Held& a, const Held& b) { return a.key != b.key ? a.key > b.key : a.seq > b.seq; }
+  std::vector<Held> held;                            // a min-heap by (key, seq)
+  std::unordered_map<uint64_t, uint64_t> last_key;   // per g (or thread): its latest key
+  uint64_t held_seq = 0;
+
   void add(const trace::Event& e) {
     st.events++;
     if (e.time_ns < last_t) st.out_of_order++;
     else last_t = e.time_ns;
+    uint64_t key = e.time_ns;
+    if (e.site < sites.size() && sites[e.site].kind != trace::SiteKind::kGoStart) {
+      auto k = sites[e.site].kind;
+      uint64_t who = e.g ? e.g : (uint64_t(e.tid) | (1ull << 63));
+      uint64_t& lk = last_key[who];
+      if (k == trace::SiteKind::kRelease || k == trace::SiteKind::kSyncCall)
+        key = e.time_ns > kSkewNs ? e.time_ns - kSkewNs : 0;
+      key = std::max(key, lk + 1);
+      lk = key;
+      if (k == trace::SiteKind::kGoExit) last_key.erase(who);
+    }
+    held.push_back(Held{key, held_seq++, e});
+    std::push_heap(held.begin(), held.end(), later);
+    while (!held.empty() && held.front().key + kSkewNs < e.time_ns) pop_held();
+  }
+
+  void pop_held() {
+    std::pop_heap(held.begin(), held.end(), later);
+    Held h = std::move(held.back());
+    held.pop_back();
+    process(h.e);
+  }
+
+  void process(const trace::Event& e) {
     if (e.site >= sites.size()) return;
     const SiteInfo& si = sites[e.site];
     uint64_t goid = e.goid;
@@ -708,6 +749,7 @@ struct HappensBefore::Impl {
   }
 
   HappensBeforeResult finish() {
+    while (!held.empty()) pop_held();
     // Writes still open at the end: their windows never closed.
     for (auto& a : accesses)
       if (!a.closed && !a.read) a.end_ns = std::max(a.start_ns, last_t);
