@@ -563,42 +563,7 @@ std::function<std::string(const std::vector<uint64_t>&)> throw_origin_from(const
 }
 
 void merge_by_symbolized_stacks(std::vector<Finding>& findings, const std::vector<std::vector<StackFrame>>& sym) {
-  auto sig = [&](uint32_t id) {
-    std::string s;
-    if (id >= sym.size()) return fmt::format("#{}", id);
-    for (auto& f : sym[id]) s += fmt::format("{} {}:{};", f.function, f.file, f.line);
-    return s;
-  };
-  std::map<std::tuple<std::string, std::string, std::string>, size_t> seen;
-  std::vector<Finding> out;
-  for (auto& f : findings) {
-    std::string x = sig(f.a.stack), y = sig(f.b.stack);
-    if (y < x) std::swap(x, y);
-    auto key = std::make_tuple(f.kind, x, y);
-    auto it = seen.find(key);
-    if (it == seen.end()) {
-      seen.emplace(key, out.size());
-      out.push_back(std::move(f));
-      continue;
-    }
-    Finding& g = out[it->second];
-    g.count += f.count;
-    if (f.first_ns < g.first_ns) {
-      uint64_t count = g.count, last = std::max(g.last_ns, f.last_ns);
-      auto maps = std::move(g.maps);
-      g = std::move(f);
-      g.count = count;
-      g.last_ns = last;
-      for (auto m : maps)
-        if (std::find(g.maps.begin(), g.maps.end(), m) == g.maps.end()) g.maps.push_back(m);
-      continue;
-    }
-    g.last_ns = std::max(g.last_ns, f.last_ns);
-    for (auto m : f.maps)
-      if (std::find(g.maps.begin(), g.maps.end(), m) == g.maps.end()) g.maps.push_back(m);
-  }
-  std::stable_sort(out.begin(), out.end(), [](const Finding& x, const Finding& y) { return x.first_ns < y.first_ns; });
-  findings = std::move(out);
+  merge_findings_by_stacks(findings, sym, [](Finding&, const Finding&) {});
 }
 
 }  // namespace gort::core::analysis

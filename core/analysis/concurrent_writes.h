@@ -12,6 +12,9 @@
 #include "core/binary/pclntab.h"
 #include "core/trace/trace.h"
 
+#include <algorithm>
+#include <map>
+#include <tuple>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -150,5 +153,46 @@ std::function<std::string(const std::vector<uint64_t>&)> throw_origin_from(const
 /// (and the same kind): counts add, maps join, first/last widen, the earliest occurrence
 /// stays. Order: by first occurrence.
 void merge_by_symbolized_stacks(std::vector<Finding>& findings, const std::vector<std::vector<StackFrame>>& sym);
+
+/// The mechanism behind merge_by_symbolized_stacks, for any finding type F with kind, a/b
+/// (.stack), count, first_ns, last_ns and maps: JOIN(into, from) merges F's own extra
+/// fields (the notes of happens-before findings) when FROM joins INTO.
+template <typename F, typename Join>
+void merge_findings_by_stacks(std::vector<F>& findings, const std::vector<std::vector<StackFrame>>& sym, Join join) {
+  auto sig = [&](uint32_t id) {
+    std::string s;
+    if (id >= sym.size()) return "#" + std::to_string(id);
+    for (auto& f : sym[id]) s += f.function + " " + f.file + ":" + std::to_string(f.line) + ";";
+    return s;
+  };
+  auto join_maps = [](std::vector<uint64_t>& into, const std::vector<uint64_t>& from) {
+    for (auto m : from)
+      if (std::find(into.begin(), into.end(), m) == into.end()) into.push_back(m);
+  };
+  std::map<std::tuple<std::string, std::string, std::string>, size_t> seen;
+  std::vector<F> out;
+  for (auto& f : findings) {
+    std::string x = sig(f.a.stack), y = sig(f.b.stack);
+    if (y < x) std::swap(x, y);
+    auto key = std::make_tuple(f.kind, x, y);
+    auto it = seen.find(key);
+    if (it == seen.end()) {
+      seen.emplace(key, out.size());
+      out.push_back(std::move(f));
+      continue;
+    }
+    F& g = out[it->second];
+    if (f.first_ns < g.first_ns) {  // the earliest occurrence stays the one shown
+      std::swap(g, f);
+      std::swap(g.count, f.count);
+    }
+    g.count += f.count;
+    g.last_ns = std::max(g.last_ns, f.last_ns);
+    join_maps(g.maps, f.maps);
+    join(g, f);
+  }
+  std::stable_sort(out.begin(), out.end(), [](const F& x, const F& y) { return x.first_ns < y.first_ns; });
+  findings = std::move(out);
+}
 
 }  // namespace gort::core::analysis

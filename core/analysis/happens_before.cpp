@@ -820,52 +820,10 @@ HappensBeforeResult find_unsynchronized_accesses(const trace::Header& h, const s
 }
 
 void merge_hb_by_symbolized_stacks(std::vector<HbFinding>& findings, const std::vector<std::vector<StackFrame>>& sym) {
-  auto sig = [&](uint32_t id) {
-    if (id >= sym.size()) return fmt::format("#{}", id);
-    std::string s;
-    for (auto& f : sym[id]) s += fmt::format("{} {}:{};", f.function, f.file, f.line);
-    return s;
-  };
-  auto join_notes = [](std::vector<std::string>& into, const std::vector<std::string>& from) {
-    for (auto& n : from)
-      if (std::find(into.begin(), into.end(), n) == into.end()) into.push_back(n);
-  };
-  auto join_maps = [](std::vector<uint64_t>& into, const std::vector<uint64_t>& from) {
-    for (auto m : from)
-      if (std::find(into.begin(), into.end(), m) == into.end()) into.push_back(m);
-  };
-  std::map<std::tuple<std::string, std::string, std::string>, size_t> seen;
-  std::vector<HbFinding> out;
-  for (auto& f : findings) {
-    std::string x = sig(f.a.stack), y = sig(f.b.stack);
-    if (y < x) std::swap(x, y);
-    auto key = std::make_tuple(f.kind, x, y);
-    auto it = seen.find(key);
-    if (it == seen.end()) {
-      seen.emplace(key, out.size());
-      out.push_back(std::move(f));
-      continue;
-    }
-    HbFinding& g = out[it->second];
-    if (f.first_ns < g.first_ns) {
-      uint64_t count = g.count + f.count, last = std::max(g.last_ns, f.last_ns);
-      auto maps = std::move(g.maps);
-      auto notes = std::move(g.notes);
-      g = std::move(f);
-      g.count = count;
-      g.last_ns = last;
-      join_maps(g.maps, maps);
-      join_notes(g.notes, notes);
-      continue;
-    }
-    g.count += f.count;
-    g.last_ns = std::max(g.last_ns, f.last_ns);
-    join_maps(g.maps, f.maps);
-    join_notes(g.notes, f.notes);
-  }
-  std::stable_sort(out.begin(), out.end(),
-                   [](const HbFinding& x, const HbFinding& y) { return x.first_ns < y.first_ns; });
-  findings = std::move(out);
+  merge_findings_by_stacks(findings, sym, [](HbFinding& into, const HbFinding& from) {
+    for (auto& n : from.notes)
+      if (std::find(into.notes.begin(), into.notes.end(), n) == into.notes.end()) into.notes.push_back(n);
+  });
 }
 
 }  // namespace gort::core::analysis
