@@ -215,7 +215,7 @@ Result<SyncPlan> build_sync_plan(const GoBinary& bin, bool reads) {
       if (!physical) {
         bool in_range = false;
         // (a CMPXCHG a few bytes before a range: see the Go 1.21 note below)
-        uint64_t slack = in.mnem == Mnem::kCmpxchg ? 16 : 0;
+        uint64_t slack = in.mnem == Mnem::kCmpxchg || in.mnem == Mnem::kXadd ? 16 : 0;
         for (auto& r : ranges)
           if (in.addr.value() + slack >= r.lo.value() && in.addr < r.hi) in_range = true;
         if (!in_range) continue;
@@ -233,13 +233,19 @@ Result<SyncPlan> build_sync_plan(const GoBinary& bin, bool reads) {
         }
       };
       role_at(in.addr);
-      // Go 1.21 gives an intrinsic CAS the caller's position: Lock's CMPXCHG then sits just
-      // before the range inlined from Lock (SETE; TEST; JNE lockSlow).
-      if (in.mnem == Mnem::kCmpxchg && role != Inl::kLock) {
+      // Go 1.21-1.23 give an intrinsic atomic the caller's position at times: Lock's CAS or
+      // RLock's XADD then sits just before the range inlined from Lock / RLock (SETE; TEST;
+      // JNE lockSlow, or TEST; JGE). Seen in samples/synced's (*table).get on Go 1.23.
+      auto fits = [&](Inl r) {
+        if (in.mnem == Mnem::kCmpxchg) return r == Inl::kLock;
+        if (in.mnem == Mnem::kXadd) return r == Inl::kRLock || r == Inl::kRUnlock || r == Inl::kUnlock;
+        return true;
+      };
+      if ((in.mnem == Mnem::kCmpxchg || in.mnem == Mnem::kXadd) && (!role || !fits(*role))) {
         role.reset();
         for (size_t j = k + 1; !role && j < insns.size() && j <= k + 3; j++) {
           role_at(insns[j].addr);
-          if (role && *role != Inl::kLock) role.reset();
+          if (role && !fits(*role)) role.reset();
         }
       }
       if (!role) continue;
