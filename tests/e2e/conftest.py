@@ -87,6 +87,13 @@ def requested_versions():
     return [int(s.split(".")[1]) for s in spec.split(",") if s.strip()]
 
 
+def is_primary(tc) -> bool:
+    """The newest installed Go and Go 1.23: the versions the issues' acceptance numbers are
+    measured on. Expensive tests run their full rounds there and fewer on the others."""
+    sys_go = _system_go()
+    return tc.minor == 23 or (sys_go is not None and tc.minor == sys_go.minor)
+
+
 def toolchain_for(minor):
     if minor is None:
         tc = _system_go()

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 
 import pytest
 
-from conftest import GORT, build_sample, missing, run_gort
+from conftest import GORT, build_sample, is_primary, missing, run_gort
 import racecmp
 
 SYNCED_MODES = ["mutex", "rwmutex", "chan", "waitgroup", "once", "select"]
@@ -166,18 +166,20 @@ def unlocked_run(toolchain, tmp_path_factory, i, mode="write", reads=False):
 
 def test_unlocked_path_pair_named(toolchain, tmp_path_factory):
     """At least 9 of 10 runs name Register (holding r.mu) and refreshUnlocked (holding
-    nothing) as an unsynchronized pair; stops once 9 have."""
+    nothing) as an unsynchronized pair; stops once 9 have. On Go versions other than the
+    newest and 1.23 (the matrix), 2 of 3: each --sync recording takes ~10 s here."""
+    runs, need = (10, 9) if is_primary(toolchain) else (3, 2)
     named, failures, good = 0, [], None
-    for i in range(10):
+    for i in range(runs):
         f, why, rep = unlocked_run(toolchain, tmp_path_factory, i)
         if f:
             named, good = named + 1, i
-            if named == 9:
+            if named == need:
                 break
         else:
             failures.append(f"run {i + 1}: {why}\n{brief(rep) if rep else ''}")
-            assert len(failures) <= 1, f"{toolchain.version}: {len(failures)} runs failed:\n" + "\n".join(failures)
-    assert named >= 9, (named, failures)
+            assert len(failures) <= runs - need, f"{toolchain.version}: {len(failures)} runs failed:\n" + "\n".join(failures)
+    assert named >= need, (named, failures)
     # The text report names both functions too, and who holds what.
     trace = recording(toolchain, tmp_path_factory, "unlocked_path", ("write",), False, good).trace
     text = run_gort("report", str(trace), check=True).stdout
@@ -226,6 +228,9 @@ AGREEMENT = [("unlocked_path", ("write",), False), ("unlocked_path", ("read",), 
 @pytest.mark.parametrize("sample,args,reads", AGREEMENT,
                          ids=[f"{s}-{a[0]}{'-reads' if r else ''}" for s, a, r in AGREEMENT])
 def test_agrees_with_race_detector(toolchain, tmp_path_factory, sample, args, reads):
+    if not is_primary(toolchain):
+        pytest.skip("compared with -race on the newest Go and Go 1.23 (the race detector's own pairs are "
+                    "checked on every version by test_race_detector_pairs)")
     need_sync_recording()
     try:
         race_exe = racecmp.build_race(toolchain, sample)
@@ -272,6 +277,8 @@ def test_lldb_record_sync(toolchain, tmp_path):
     """The plugin's recording: `gort record start --sync` in LLDB runs the same engine, and
     the report names the same pair with the same locks."""
     from test_plugin import PLUGIN, lldb_path
+    if not is_primary(toolchain):
+        pytest.skip("the plugin's recording is the recorder's engine: checked on the newest Go and Go 1.23")
     need_sync_recording()
     exe = build_sample(toolchain, "unlocked_path")
     trace = tmp_path / "lldb.trace"
@@ -296,13 +303,18 @@ def test_lldb_record_sync(toolchain, tmp_path):
     pytest.fail("every run threw:\n" + "\n".join(failures))
 
 
-def test_variants_pie_stripped(toolchain, tmp_path):
-    """PIE (every sync object and site moves with the load slide) and stripped (-s -w: the
-    inline tree and the layouts table do the work, no DWARF, no symbols): the pair is named,
-    with the program's mutex on Register's side; synced's mutex mode stays clean."""
+def test_variants_pie_stripped_noswiss(toolchain, tmp_path):
+    """PIE (every sync object and site moves with the load slide), stripped (-s -w: the
+    inline tree and the layouts table do the work, no DWARF, no symbols) and noswissmap
+    builds: the pair is named, with the program's mutex on Register's side; synced's mutex
+    mode stays clean."""
     from conftest import variants_for
     need_sync_recording()
-    for variant in variants_for(toolchain, ("pie", "stripped")):
+    # hmap builds of 1.24/1.25 (noswissmap) on those versions; PIE and stripped on the newest and 1.23.
+    wanted = ("pie", "stripped", "noswiss") if is_primary(toolchain) else ("noswiss",)
+    if not [v for v in variants_for(toolchain, wanted) if v != "normal"]:
+        pytest.skip("PIE and stripped builds are checked on the newest Go and Go 1.23, noswissmap on 1.24/1.25")
+    for variant in variants_for(toolchain, wanted):
         exe = build_sample(toolchain, "unlocked_path", variant)
         ok, why = False, []
         for i in range(2):
