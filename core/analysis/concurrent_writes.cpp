@@ -222,22 +222,14 @@ struct ConcurrentWrites::Impl {
   template <typename PinA, typename PinB>
   void record(const char* kind, uint64_t map, bool inferred, int32_t sa, int32_t sb, uint64_t t, PinA&& pin_a,
               PinB&& pin_b) {
-    uint64_t lo = uint64_t(std::min(sa, sb)), hi = uint64_t(std::max(sa, sb));
-    uint64_t key = (lo << 32 | hi) ^ (std::string_view(kind) == kConcurrentMapWrite ? 0 : (1ull << 63));
+    uint64_t key = stack_pair_key(uint32_t(sa), uint32_t(sb), std::string_view(kind) == kConcurrentMapWrite);
     if (uint32_t* gi = group_index.find(key)) {
-      Finding& f = groups[*gi].f;
-      f.count++;
-      f.last_ns = std::max(f.last_ns, t);
-      if (f.maps.size() < 64 && std::find(f.maps.begin(), f.maps.end(), map) == f.maps.end()) f.maps.push_back(map);
+      add_occurrence(groups[*gi].f, map, t);
       return;
     }
     Group g;
-    g.f.kind = kind;
-    g.f.map = map;
-    g.f.maps.push_back(map);
+    start_occurrences(g.f, kind, map, t);
     g.f.map_inferred = inferred;
-    g.f.count = 1;
-    g.f.first_ns = g.f.last_ns = t;
     g.a = pin_a();
     g.b = pin_b();
     group_index.put(key, uint32_t(groups.size()));

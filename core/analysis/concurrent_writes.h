@@ -154,6 +154,30 @@ std::function<std::string(const std::vector<uint64_t>&)> throw_origin_from(const
 /// stays. Order: by first occurrence.
 void merge_by_symbolized_stacks(std::vector<Finding>& findings, const std::vector<std::vector<StackFrame>>& sym);
 
+/// Grouping occurrences by stack pair while analysing (ConcurrentWrites, HappensBefore):
+/// the key of the unordered pair of interned stacks SA, SB for a finding of the first
+/// (PRIMARY) or the second kind of an analysis.
+inline uint64_t stack_pair_key(uint32_t sa, uint32_t sb, bool primary) {
+  uint64_t lo = std::min(sa, sb) & 0x7fffffffu, hi = std::max(sa, sb);
+  return (lo << 32 | hi) ^ (primary ? 0 : (1ull << 63));
+}
+/// A finding F (kind, map, maps, count, first_ns, last_ns) that starts a group at T on MAP.
+template <typename F>
+void start_occurrences(F& f, const char* kind, uint64_t map, uint64_t t) {
+  f.kind = kind;
+  f.map = map;
+  f.maps.push_back(map);
+  f.count = 1;
+  f.first_ns = f.last_ns = t;
+}
+/// One more occurrence of F's stack pair at T on MAP (at most 64 maps are listed).
+template <typename F>
+void add_occurrence(F& f, uint64_t map, uint64_t t) {
+  f.count++;
+  f.last_ns = std::max(f.last_ns, t);
+  if (f.maps.size() < 64 && std::find(f.maps.begin(), f.maps.end(), map) == f.maps.end()) f.maps.push_back(map);
+}
+
 /// The mechanism behind merge_by_symbolized_stacks, for any finding type F with kind, a/b
 /// (.stack), count, first_ns, last_ns and maps: JOIN(into, from) merges F's own extra
 /// fields (the notes of happens-before findings) when FROM joins INTO.

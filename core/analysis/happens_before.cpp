@@ -540,23 +540,14 @@ struct HappensBefore::Impl {
   }
 
   void record(const char* kind, uint64_t map, Rec& a, bool a_read, Rec& b, bool b_read) {
-    uint64_t sa = uint64_t(uint32_t(a.stack)), sb = uint64_t(uint32_t(b.stack));
-    uint64_t lo = std::min(sa, sb), hi = std::max(sa, sb);
-    uint64_t key = ((lo & 0x7fffffff) << 32 | hi) ^ (std::string_view(kind) == kUnsyncMapWrite ? 0 : (1ull << 63));
+    uint64_t key = stack_pair_key(uint32_t(a.stack), uint32_t(b.stack), std::string_view(kind) == kUnsyncMapWrite);
     uint64_t t = b.time;
     if (uint32_t* gi = group_index.find(key)) {
-      HbFinding& f = groups[*gi].f;
-      f.count++;
-      f.last_ns = std::max(f.last_ns, t);
-      if (f.maps.size() < 64 && std::find(f.maps.begin(), f.maps.end(), map) == f.maps.end()) f.maps.push_back(map);
+      add_occurrence(groups[*gi].f, map, t);
       return;
     }
     Group g;
-    g.f.kind = kind;
-    g.f.map = map;
-    g.f.maps.push_back(map);
-    g.f.count = 1;
-    g.f.first_ns = g.f.last_ns = t;
+    start_occurrences(g.f, kind, map, t);
     g.a = pin(a, map, a_read);
     g.b = pin(b, map, b_read);
     group_index.put(key, uint32_t(groups.size()));
