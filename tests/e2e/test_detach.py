@@ -230,11 +230,16 @@ def test_quit_with_stop_mode_probes(toolchain, soak):
 
 
 def children(pid):
-    try:
-        kids = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
-    except OSError:
-        return []
-    return [int(k) for k in kids]
+    """PID's child processes, whichever of its threads started them (LLDB may spawn
+    lldb-server from a thread other than the main one: /proc/PID/task/PID/children alone
+    missed it once in CI)."""
+    kids = []
+    for t in Path(f"/proc/{pid}/task").glob("*"):
+        try:
+            kids += [int(k) for k in (t / "children").read_text().split()]
+        except OSError:
+            pass
+    return kids
 
 
 def kill_lldb_mid_run(s, log, cmds, also_server):
