@@ -577,41 +577,36 @@ struct HappensBefore::Impl {
     serial++;
     gr.wins.push_back(OpenWin{e.map, serial, si.func, si.kind == trace::SiteKind::kEntry});
     st.writes++;
+    check_access(gr, slot, e, goid, false);
+  }
+
+  /// An access of E.map by GR (a read when IS_READ) against every other goroutine's last
+  /// accesses of that map that GR's clock does not order: a write against their writes
+  /// and reads, a read against their writes. Then it becomes GR's last access.
+  void check_access(Gor& gr, uint32_t slot, const trace::Event& e, uint64_t goid, bool is_read) {
     st.accesses_checked++;
     MapState& ms = map_state(e.map);
     size_t mine = entry_for(ms, slot);
-    fill_cur(gr, e, goid, true);
+    fill_cur(gr, e, goid, !is_read);
     for (size_t j = 0; j < ms.entries.size(); j++) {
       if (j == mine) continue;
       Entry& o = ms.entries[j];
       uint32_t known = o.slot < gr.clock.size() ? gr.clock[o.slot] : 0;
       if (o.write.valid && o.write.epoch > known) {
         if (open_on(o, e.map)) st.overlaps_skipped++;
-        else record(kUnsyncMapWrite, e.map, o.write, false, cur, false);
+        else record(is_read ? kUnsyncMapReadWrite : kUnsyncMapWrite, e.map, o.write, false, cur, is_read);
       }
-      if (o.read.valid && o.read.epoch > known) record(kUnsyncMapReadWrite, e.map, o.read, true, cur, false);
+      if (!is_read && o.read.valid && o.read.epoch > known)
+        record(kUnsyncMapReadWrite, e.map, o.read, true, cur, false);
     }
-    std::swap(ms.entries[mine].write, cur);
+    std::swap(is_read ? ms.entries[mine].read : ms.entries[mine].write, cur);
   }
 
   void read(uint32_t slot, const trace::Event& e, uint64_t goid) {
     if (!e.map) return;
     Gor& gr = gors[slot];
     st.reads++;
-    st.accesses_checked++;
-    MapState& ms = map_state(e.map);
-    size_t mine = entry_for(ms, slot);
-    fill_cur(gr, e, goid, false);
-    for (size_t j = 0; j < ms.entries.size(); j++) {
-      if (j == mine) continue;
-      Entry& o = ms.entries[j];
-      uint32_t known = o.slot < gr.clock.size() ? gr.clock[o.slot] : 0;
-      if (o.write.valid && o.write.epoch > known) {
-        if (open_on(o, e.map)) st.overlaps_skipped++;
-        else record(kUnsyncMapReadWrite, e.map, o.write, false, cur, true);
-      }
-    }
-    std::swap(ms.entries[mine].read, cur);
+    check_access(gr, slot, e, goid, true);
   }
 
   void close_win(Gor& gr, size_t i, uint64_t t, bool closed) {
