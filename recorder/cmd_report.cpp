@@ -481,6 +481,21 @@ struct Report {
     return fmt::format("{} {:#x}{}", type, l.object, where);
   }
 
+  /// A finding's first lines, for both analyses: kind, map, occurrences, the other maps.
+  template <typename F>
+  void text_finding_head(std::string& out, const F& f) const {
+    auto B = std::back_inserter(out);
+    fmt::format_to(B, "\n{} on map {:#x} ({} time{}, first at {}", f.kind, f.map, f.count, f.count == 1 ? "" : "s",
+                   rel(f.first_ns, h.start_ns));
+    if (f.count > 1) fmt::format_to(B, ", last at {}", rel(f.last_ns, h.start_ns));
+    fmt::format_to(B, ")\n");
+    if (f.maps.size() > 1) {
+      fmt::format_to(B, "  maps:");
+      for (auto m : f.maps) fmt::format_to(B, " {:#x}", m);
+      fmt::format_to(B, "\n");
+    }
+  }
+
   void text_hb_access(std::string& out, const an::HbAccess& a) const {
     auto B = std::back_inserter(out);
     std::string who = a.goroutine ? fmt::format("goroutine {}", a.goroutine) : fmt::format("goroutine ? (g {:#x})", a.g);
@@ -510,15 +525,7 @@ struct Report {
     fmt::format_to(B, "\n{} unsynchronized map access finding{} (happens-before over {} synchronization events)\n",
                    hb->findings.size(), hb->findings.size() == 1 ? "" : "s", s.sync_events);
     for (auto& f : hb->findings) {
-      fmt::format_to(B, "\n{} on map {:#x} ({} time{}, first at {}", f.kind, f.map, f.count, f.count == 1 ? "" : "s",
-                     rel(f.first_ns, h.start_ns));
-      if (f.count > 1) fmt::format_to(B, ", last at {}", rel(f.last_ns, h.start_ns));
-      fmt::format_to(B, ")\n");
-      if (f.maps.size() > 1) {
-        fmt::format_to(B, "  maps:");
-        for (auto m : f.maps) fmt::format_to(B, " {:#x}", m);
-        fmt::format_to(B, "\n");
-      }
+      text_finding_head(out, f);
       fmt::format_to(B, "  {}\n", f.established_by);
       text_hb_access(out, f.a);
       text_hb_access(out, f.b);
@@ -599,15 +606,7 @@ struct Report {
       fmt::format_to(B, "{} finding{}\n", r.findings.size(), r.findings.size() == 1 ? "" : "s");
     }
     for (auto& f : r.findings) {
-      fmt::format_to(B, "\n{} on map {:#x} ({} time{}, first at {}", f.kind, f.map, f.count, f.count == 1 ? "" : "s",
-                     rel(f.first_ns, h.start_ns));
-      if (f.count > 1) fmt::format_to(B, ", last at {}", rel(f.last_ns, h.start_ns));
-      fmt::format_to(B, ")\n");
-      if (f.maps.size() > 1) {
-        fmt::format_to(B, "  maps:");
-        for (auto m : f.maps) fmt::format_to(B, " {:#x}", m);
-        fmt::format_to(B, "\n");
-      }
+      text_finding_head(out, f);
       if (f.map_inferred)
         fmt::format_to(B, "  (the throw names no map: it is the map the other goroutine was writing then)\n");
       text_access(out, f.a);
