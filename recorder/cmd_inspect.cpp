@@ -95,8 +95,7 @@ nlohmann::json sync_json(const core::SyncPlan& sp) {
   for (auto& s : sp.sites) {
     nlohmann::json j = {{"kind", core::trace::to_string(s.kind)}, {"op", s.op},         {"function", s.function},
                         {"inlined", s.inlined},                   {"addr", hex(s.addr)}};
-    if (s.obj_link) j["object"] = fmt::format("{:#x}", *s.obj_link);
-    else if (!s.obj_reg.empty()) j["object"] = fmt::format("{}{:+#x}", s.obj_reg, s.obj_off);
+    if (std::string o = core::object_text(s); o != "-") j["object"] = o;
     sites.push_back(std::move(j));
   }
   return {{"sites", std::move(sites)}, {"inlined_sites", sp.inlined_sites}, {"warnings", sp.warnings}};
@@ -106,9 +105,7 @@ void print_sync(const core::SyncPlan& sp) {
   fmt::print("\nsync sites: {} ({} inlined into callers)\n", sp.sites.size(), sp.inlined_sites);
   fmt::print("  {:<12} {:<16} {:>10}  {:<14} {}\n", "KIND", "OP", "ADDR", "OBJECT", "FUNCTION");
   for (auto& s : sp.sites) {
-    std::string obj = s.obj_link ? fmt::format("{:#x}", *s.obj_link)
-                      : s.obj_reg.empty() ? std::string("-")
-                                          : fmt::format("{}{:+#x}", s.obj_reg, s.obj_off);
+    std::string obj = core::object_text(s);
     fmt::print("  {:<12} {:<16} {:>10}  {:<14} {}{}\n", core::trace::to_string(s.kind), s.op, hex(s.addr), obj,
                s.function, s.inlined.empty() ? "" : " (inlined " + s.inlined + ")");
   }

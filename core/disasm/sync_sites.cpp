@@ -115,6 +115,13 @@ const Operand* mem_operand(const Insn& in) {
 
 }  // namespace
 
+std::string object_text(const SyncSite& s) {
+  if (s.obj_link) return fmt::format("{:#x}", *s.obj_link);
+  if (s.obj_rsp_slot) return fmt::format("[rsp{:+#x}]{:+#x}", *s.obj_rsp_slot, s.obj_off);
+  if (s.obj_reg.empty()) return "-";
+  return fmt::format("{}{:+#x}", s.obj_reg, s.obj_off);
+}
+
 Result<SyncPlan> build_sync_plan(const GoBinary& bin, bool reads) {
   SyncPlan plan;
   const RuntimeLayouts& L = bin.layouts();
@@ -193,16 +200,42 @@ Result<SyncPlan> build_sync_plan(const GoBinary& bin, bool reads) {
       if (in.target) targets.insert(in.target->value());
     // Uprobes refuse LOCK-prefixed instructions (and XCHG with memory, locked implicitly):
     // a release is probed on the instruction before the atomic when that one always runs
-    // right before it with the base register already set, else on the one after it.
-    auto release_addr = [&](size_t k, Reg base) -> std::optional<RemoteAddr> {
+    // right before it, else on the one after it. The one after is late: another goroutine
+    // can take the lock between the atomic and the probe (a false pair seen in CI on Go
+    // 1.23, whose Unlock reloads the mutex from a stack slot right before the XADD). So
+    // when the instruction before loads the base register (from a stack slot, or another
+    // register), the probe goes there anyway and the object is read from that source.
+    auto release_at = [&](size_t k, Reg base, SyncSite& s) -> bool {
       const Insn& in = insns[k];
       if (k > 0 && !targets.count(in.addr.value())) {
         const Insn& p = insns[k - 1];
         bool plain = !p.is_jump() && !p.is_call() && !p.is_ret() && !p.lock && p.mnem != Mnem::kXchg && !p.invalid;
-        if (plain && (base == Reg::kRip || !p.writes(base))) return p.addr;
+        if (plain && (base == Reg::kRip || !p.writes(base))) {
+          s.addr = p.addr;
+          return true;
+        }
+        if (plain && p.mnem == Mnem::kMov && p.op_count == 2 && p.ops[0].is_reg() && p.ops[0].reg == base &&
+            p.ops[0].size == 8) {
+          const Operand& src = p.ops[1];
+          if (src.is_reg() && usable_base(src.reg) && src.size == 8) {
+            s.addr = p.addr;
+            s.obj_reg = to_string(src.reg);
+            return true;
+          }
+          if (src.is_mem() && src.base == Reg::kRsp && src.index == Reg::kNone && src.size == 8 && src.disp >= 0 &&
+              src.disp < 4096) {
+            s.addr = p.addr;
+            s.obj_rsp_slot = src.disp;
+            s.obj_reg.clear();
+            return true;
+          }
+        }
       }
-      if (k + 1 < insns.size() && (base == Reg::kRip || !in.writes(base))) return in.next();
-      return std::nullopt;
+      if (k + 1 < insns.size() && (base == Reg::kRip || !in.writes(base))) {
+        s.addr = in.next();
+        return true;
+      }
+      return false;
     };
     for (size_t k = 0; k < insns.size(); k++) {
       const Insn& in = insns[k];
@@ -303,15 +336,10 @@ Result<SyncPlan> build_sync_plan(const GoBinary& bin, bool reads) {
           ok = object_of(in, *mem, L.once_done, s);
           break;
       }
-      if (ok && s.kind == SiteKind::kRelease) {
-        auto at = release_addr(k, mem->base);
-        if (!at) {
-          plan.warnings.push_back(fmt::format("{} at {:#x}: no instruction next to {}'s atomic to probe: not recorded",
-                                              fi.name, in.addr.value(), sync_fn));
-          continue;
-        }
-        // A RIP-relative object was computed from the atomic itself: still right.
-        s.addr = *at;
+      if (ok && s.kind == SiteKind::kRelease && !release_at(k, mem->base, s)) {
+        plan.warnings.push_back(fmt::format("{} at {:#x}: no instruction next to {}'s atomic to probe: not recorded",
+                                            fi.name, in.addr.value(), sync_fn));
+        continue;
       }
       if (!ok) {
         plan.warnings.push_back(fmt::format("{} at {:#x}: cannot tell the object of {}: not recorded", fi.name,

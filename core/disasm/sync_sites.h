@@ -41,6 +41,9 @@ struct SyncSite {
   std::string obj_reg;
   int64_t obj_off = 0;
   std::optional<uint64_t> obj_link;
+  /// ... or the 8 bytes at rsp + obj_rsp_slot, plus obj_off, when set: the object's
+  /// register is loaded from that stack slot by the probed instruction itself.
+  std::optional<int64_t> obj_rsp_slot;
   std::string key_reg;         ///< "wg.add": the delta; "select" return: the chosen case
   std::string g_reg = "r14";   ///< kGoCreate: the creating goroutine's g (newproc1's callergp)
   /// The acquire happened only when this register's low 32 bits are 0 (Lock's fast-path
@@ -51,6 +54,9 @@ struct SyncSite {
   /// nsends in RDI, nrecvs in RSI); the probe needs select_stack_bytes of stack.
   bool select_entry = false;
 };
+
+/// How SITE's object is found, for people: "0x59bc10", "rax+0x0", "[rsp+0x28]+0x0" or "-".
+std::string object_text(const SyncSite& site);
 
 /// Stack bytes a selectgo entry probe captures: its cases live in the caller's frame.
 inline constexpr uint32_t kSelectStackBytes = 4096;

@@ -126,6 +126,7 @@ Result<void> add_sync_sites(const GoBinary& bin, bool reads, std::vector<Planned
     p.obj_reg = s.obj_reg;
     p.obj_off = s.obj_off;
     p.obj_link = s.obj_link;
+    p.obj_rsp_slot = s.obj_rsp_slot;
     p.key_reg = s.key_reg;
     p.g_reg = s.g_reg;
     p.acquired_if_zero = s.acquired_if_zero;
@@ -209,6 +210,7 @@ Result<std::unique_ptr<Recorder>> Recorder::start(int pid, std::unique_ptr<GoBin
     }
     ProbeSpec spec{ps.link_addr + slide, ProbeKind::kExec, static_cast<uint32_t>(i), "", 0};
     if (ps.select_entry) spec.stack_bytes = kSelectStackBytes;
+    if (ps.obj_rsp_slot) spec.stack_bytes = static_cast<uint32_t>((*ps.obj_rsp_slot + 8 + 7) / 8 * 8);
     specs.push_back(spec);
   }
   ProbeOptions po;
@@ -334,7 +336,17 @@ void Recorder::on_sample(const ProbeSample& s) {
   if (!ps.goid_reg.empty()) e.goid = reg_value(s.regs, ps.goid_reg);
   if (!ps.map_reg.empty()) e.map = reg_value(s.regs, ps.map_reg);
   if (ps.obj_link) e.map = *ps.obj_link + static_cast<uint64_t>(slide_);
-  else if (!ps.obj_reg.empty()) e.map = reg_value(s.regs, ps.obj_reg) + static_cast<uint64_t>(ps.obj_off);
+  else if (ps.obj_rsp_slot) {
+    // The stack bytes start at rsp; a short read (the stack's end) leaves the object unknown.
+    auto at = static_cast<size_t>(*ps.obj_rsp_slot);
+    uint64_t v = 0;
+    if (at + 8 <= s.stack.size()) {
+      std::memcpy(&v, s.stack.data() + at, 8);
+      e.map = v + static_cast<uint64_t>(ps.obj_off);
+    } else {
+      objects_unread_++;
+    }
+  } else if (!ps.obj_reg.empty()) e.map = reg_value(s.regs, ps.obj_reg) + static_cast<uint64_t>(ps.obj_off);
   if (!ps.key_reg.empty()) {
     uint64_t k = reg_value(s.regs, ps.key_reg);
     if (!ps.key_signed_none || static_cast<int64_t>(k) >= 0) e.key = k;
@@ -462,6 +474,10 @@ Result<trace::Summary> Recorder::finish(const std::string& end_reason) {
         "sync: {} select statement(s) had cases outside the {} stack bytes recorded (reflect.Select, or a huge "
         "frame): their channel operations are not recorded",
         selects_unread_, kSelectStackBytes));
+  if (objects_unread_)
+    sum.warnings.push_back(fmt::format(
+        "sync: {} sync event(s) whose object lies in a stack slot past the stack's end: their objects are unknown",
+        objects_unread_));
   GORT_TRY_VOID(writer_->finish(sum));
   return sum;
 }

@@ -67,6 +67,7 @@ struct PlannedSite {
   std::string obj_reg;         ///< object = obj_reg + obj_off ...
   int64_t obj_off = 0;
   std::optional<uint64_t> obj_link;  ///< ... or this link-time address (+ slide)
+  std::optional<int64_t> obj_rsp_slot;  ///< ... or the stack word at rsp + this, + obj_off
   std::string acquired_if_zero;      ///< keep the event only when this reg's low 32 bits are 0
   bool select_entry = false;   ///< runtime.selectgo: one event per case from the stack bytes
   bool probed = true;          ///< false: a site events are written for, without a probe of its own
@@ -132,6 +133,7 @@ class Recorder {
   std::vector<trace::Event> batch_;
   std::unordered_set<uint64_t> maps_;
   uint32_t select_send_site_ = UINT32_MAX;  ///< the unprobed "select.send" site
+  uint64_t objects_unread_ = 0;             ///< sync events whose stack-slot object was not read
   uint64_t selects_unread_ = 0;             ///< selects whose cases were not in the stack bytes
   uint64_t events_ = 0, filtered_ = 0, start_ns_ = 0;
   bool finished_ = false;

@@ -377,3 +377,21 @@ def test_inspect_sync_sites(toolchain):
         # RLock inlined into (*table).get: Go 1.21-1.23 give its XADD the caller's line.
         for want in [("acquire", "rwmutex.rlock", "main.(*table).get"), ("release", "rwmutex.runlock", "main.(*table).get")]:
             assert want in got, (variant, want, sorted(got))
+        for exe in (build_sample(toolchain, "synced", variant), build_sample(toolchain, "unlocked_path", variant)):
+            assert_releases_before_atomics(exe, sites(exe)[1]["sites"])
+
+
+def assert_releases_before_atomics(exe, sites):
+    """Every inlined release is probed on the instruction right before its atomic: a probe
+    after it lets another goroutine take the lock before the release is seen (a false pair
+    in CI on Go 1.23, whose Unlock reloads the mutex from a stack slot before its XADD)."""
+    releases = [s for s in sites if s["kind"] == "release" and s["inlined"]]
+    assert releases, sites
+    for s in releases:
+        a = int(s["addr"], 16)
+        r = subprocess.run(["objdump", "-d", "--no-show-raw-insn", f"--start-address={a:#x}",
+                            f"--stop-address={a + 24:#x}", str(exe)], capture_output=True, text=True)
+        assert r.returncode == 0, r.stderr
+        insns = [l for l in r.stdout.splitlines() if re.match(r"^\s+[0-9a-f]+:\t", l)]
+        assert len(insns) >= 2 and int(insns[0].split(":")[0], 16) == a, (s, r.stdout)
+        assert re.search(r"\block\b|\bxchg\b", insns[1]), (exe, s, insns[:2])
