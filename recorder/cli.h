@@ -41,6 +41,7 @@ extern const Command kDumpCommand;
 extern const Command kReportCommand;
 extern const Command kTriageCommand;
 extern const Command kPostmortemCommand;
+extern const Command kHeapCommand;
 
 /// Tiny option scanner shared by the subcommands: --flag, --key=value, --key value.
 class OptionParser {

@@ -5,6 +5,7 @@
 
 #include "core/binary/go_binary.h"
 #include "core/disasm/probe_plan.h"
+#include "core/goruntime/runtime_vars.h"
 #include "recorder/cli.h"
 
 #include <fmt/core.h>
@@ -49,6 +50,11 @@ nlohmann::json site_list(const std::vector<core::FlagSite>& v) {
   return j;
 }
 
+nlohmann::json runtime_var_json(const core::Result<core::RuntimeVar>& v) {
+  if (!v) return {{"error", v.error().message}};
+  return {{"addr", hex(v->addr)}, {"how", v->how}};
+}
+
 nlohmann::json to_json(const core::GoBinary& b, const core::ProbePlan& plan) {
   using nlohmann::json;
   const auto& bi = b.build_info();
@@ -63,6 +69,9 @@ nlohmann::json to_json(const core::GoBinary& b, const core::ProbePlan& plan) {
                 {"main_module", bi.main_module}, {"path", bi.path}};
   j["moduledata"] = {{"address", hex(b.moduledata().addr)}, {"found_by", b.moduledata().found_by}};
   j["functions"] = b.pclntab().num_funcs();
+  j["runtime_vars"] = {{"mheap", runtime_var_json(core::find_mheap(b))},
+                       {"gcphase", runtime_var_json(core::find_gcphase(b))},
+                       {"memstats", runtime_var_json(core::find_memstats(b))}};
   json probes = json::array();
   for (auto& p : plan.probes) {
     json rets = json::array();

@@ -12,7 +12,7 @@ namespace gort::recorder {
 const std::vector<Command>& commands() {
   static const std::vector<Command> c = {kInspectCommand, kSymbolizeCommand, kLayoutsCommand, kProbeCommand,
                                          kRecordCommand, kDumpCommand, kReportCommand, kTriageCommand,
-                                         kPostmortemCommand};
+                                         kPostmortemCommand, kHeapCommand};
   return c;
 }
 

@@ -138,7 +138,9 @@ inline constexpr uint32_t kAbsentField = 0xffffffffu;
   X(rwmutex_reader_count, "sync.RWMutex", "readerCount")                            \
   X(once_done, "sync.Once", "done")                                                 \
   X(scase_c, "runtime.scase", "c")                                                  \
-  X(scase_size, "runtime.scase", "")
+  X(scase_size, "runtime.scase", "")                                                \
+  /* Appended for the dangling-pointer scan: the runtime's own heap bookkeeping. */   \
+  X(mheap_size, "runtime.mheap", "")
 
 struct RuntimeLayouts {
 #define GORT_DECLARE_FIELD(member, structs, field) uint32_t member = kAbsentField;

@@ -105,6 +105,7 @@ constexpr Row kCommon[] = {
     {&L::once_done,                 {     0x0,      0x0,      0x0,      0x0,      0x0,      0x0}},
     {&L::scase_c,                   {     0x0,      0x0,      0x0,      0x0,      0x0,      0x0}},
     {&L::scase_size,                {    0x10,     0x10,     0x10,     0x10,     0x10,     0x10}},
+    {&L::mheap_size,                { 0x16a78,  0x16ab8,  0x16b00,  0x16b50,  0x16c88,  0x16d18}},
 };
 
 // Bucketed runtime.hmap and its map type (abi.MapType 1.21-1.23, abi.OldMapType in

@@ -1,0 +1,3 @@
+module gort.example/dangling
+
+go 1.21
