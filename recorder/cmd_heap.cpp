@@ -6,12 +6,13 @@
 #include "core/goruntime/addr_info.h"
 #include "core/goruntime/goroutines.h"
 #include "core/goruntime/heap.h"
+#include "core/util/strings.h"
 #include "recorder/cli.h"
 #include "recorder/target_open.h"
 
 #include <fmt/core.h>
 
-#include <cstdlib>
+#include <climits>
 #include <unistd.h>
 
 namespace gort::recorder {
@@ -94,10 +95,11 @@ int run_heap(const Args& args) {
     else if (tok == "--stacks") stacks = true;
     else if (tok == "--fail-on-findings") fail = true;
     else if (tok == "-p" || tok == "--pid") {
+      uint64_t n = 0;
       if (!p.value(v)) return usage_error(kHeapCommand, "-p needs a process id");
-      char* end = nullptr;
-      pid = static_cast<int>(std::strtol(v.c_str(), &end, 10));
-      if (!end || *end || pid <= 0) return usage_error(kHeapCommand, fmt::format("'{}' is not a process id", v));
+      if (!core::parse_u64(v, n) || n == 0 || n > INT32_MAX)
+        return usage_error(kHeapCommand, fmt::format("'{}' is not a process id", v));
+      pid = static_cast<int>(n);
     } else if (p.is_option(tok)) return usage_error(kHeapCommand, fmt::format("unknown option '{}'", tok));
     else pos.push_back(tok);
   }
@@ -116,9 +118,9 @@ int run_heap(const Args& args) {
   if (sub == "ptr" && addrs.empty()) return usage_error(kHeapCommand, "ptr needs at least one ADDR");
   std::vector<core::RemoteAddr> parsed;
   for (auto& a : addrs) {
-    char* end = nullptr;
-    uint64_t x = std::strtoull(a.c_str(), &end, 0);
-    if (!end || *end) return usage_error(kHeapCommand, fmt::format("'{}' is not an address (0x... or decimal)", a));
+    uint64_t x = 0;
+    if (!core::parse_u64(a, x, 0))
+      return usage_error(kHeapCommand, fmt::format("'{}' is not an address (0x... or decimal)", a));
     parsed.emplace_back(x);
   }
 

@@ -9,12 +9,12 @@
 #include "core/postmortem/memory_analysis.h"
 #include "core/postmortem/verdict.h"
 #include "core/target/core_file.h"
+#include "core/util/strings.h"
 #include "recorder/cli.h"
 #include "recorder/target_open.h"
 
 #include <fmt/core.h>
 
-#include <cstdlib>
 #include <cstring>
 
 namespace gort::recorder {
@@ -65,10 +65,9 @@ int run_postmortem(const Args& args) {
   while (p.next(tok)) {
     if (tok == "--json") json = true;
     else if (tok == "--ptr") {
-      char* end = nullptr;
+      uint64_t x = 0;
       if (!p.value(val)) return usage_error(kPostmortemCommand, "--ptr needs an address");
-      uint64_t x = std::strtoull(val.c_str(), &end, 0);
-      if (!end || *end) return usage_error(kPostmortemCommand, fmt::format("'{}' is not an address", val));
+      if (!core::parse_u64(val, x, 0)) return usage_error(kPostmortemCommand, fmt::format("'{}' is not an address", val));
       ptrs.emplace_back(x);
     }
     else if (p.is_option(tok)) return usage_error(kPostmortemCommand, fmt::format("unknown option '{}'", tok));

@@ -36,7 +36,6 @@ struct Scanner {
   GlobalIndex globals;
   std::vector<std::optional<Heap::SpanBits>> bits;  // per index span, read on demand
   std::vector<uint8_t> bits_failed;
-  std::unordered_map<uint64_t, bool> arena_of;        // arena number -> in an arena
   uint64_t total = 0, done = 0, next_progress = 0;
   RemoteAddr mheap_lo, mheap_hi;                      // runtime.mheap_
   std::vector<std::pair<uint64_t, uint64_t>> gs;      // g structs [lo, hi), sorted
@@ -63,13 +62,8 @@ struct Scanner {
   }
 
   bool in_arena(uint64_t v) {
-    uint64_t ri = (v - 0xffff800000000000ull) >> 26;
-    if (ri >= (1ull << 22)) return false;
-    if (auto it = arena_of.find(ri); it != arena_of.end()) return it->second;
-    auto r = heap.in_arena(RemoteAddr(v));
-    bool in = r.ok() && *r;
-    arena_of.emplace(ri, in);
-    return in;
+    auto r = heap.in_arena(RemoteAddr(v));  // cached per arena by Heap
+    return r.ok() && *r;
   }
 
   // The target of value V when it is a heap address the GC did not keep; nullopt otherwise.
@@ -154,11 +148,9 @@ struct Scanner {
       scan_words(r.lo, b, [&](RemoteAddr w) {
         DanglingHolder h;
         h.kind = AddrInfo::Kind::kGlobal;
-        if (w >= mheap_lo && w < mheap_hi) h.kind = AddrInfo::Kind::kUnknown;  // dropped below
         h.addr = w;
         auto hit = globals.find(w);
         h.text = hit ? GlobalIndex::text(*hit) : fmt::format("{}", w);
-        if (hit && runtime_global(hit->name)) h.kind = AddrInfo::Kind::kUnknown;
         return h;
       });
       progress(b.size());
@@ -202,15 +194,7 @@ struct Scanner {
                        DanglingHolder h;
                        h.kind = AddrInfo::Kind::kHeap;
                        h.addr = w;
-                       HeapObject o;
-                       o.span = s;
-                       o.index = i;
-                       o.base = base;
-                       o.size = s.elemsize;
-                       o.allocated = true;
-                       o.marked = b->marked(i);
-                       o.live = true;
-                       h.object = o;
+                       h.object = heap.object_at(s, *b, i);
                        h.text = fmt::format("heap object {} [{} B{}] +{:#x}", base, s.elemsize,
                                             s.noscan() ? ", noscan" : "", static_cast<uint64_t>(w - base));
                        return h;
@@ -224,7 +208,7 @@ struct Scanner {
 
   void scan_stacks(const std::vector<Goroutine>& gs, const std::vector<ThreadRegs>& threads) {
     for (auto& g : gs) {
-      if ((g.status & ~0x1000u) == 6) continue;  // _Gdead (| _Gscan): no live frames
+      if (g_status_is_dead(g.status)) continue;  // no live frames
       UnwindStart st = unwind_start_for(mem, g, threads);
       RemoteAddr lo = st.sp;
       if (lo < g.stack_lo || lo >= g.stack_hi) lo = g.stack_lo;
@@ -241,11 +225,8 @@ struct Scanner {
           auto u = unwind(mem, bin.pclntab(), slide, st);
           frames = u.ok() ? std::move(*u) : Unwound{};
         }
-        for (size_t i = 0; i < frames->frames.size(); i++) {
-          RemoteAddr flo = frames->frames[i].sp;
-          RemoteAddr fhi = i + 1 < frames->frames.size() ? frames->frames[i + 1].sp : g.stack_hi;
-          if (w < flo || w >= fhi || frames->frames[i].sources.empty()) continue;
-          auto& sf = frames->frames[i].sources.back();
+        if (const StackFrame* fr = frame_holding(*frames, w, g.stack_hi)) {
+          auto& sf = fr->sources.back();
           h.frame = fmt::format("{} ({}:{})", sf.function, sf.file, sf.line);
         }
         h.text = fmt::format("stack of goroutine {}{}", g.goid, h.frame.empty() ? "" : ", frame " + h.frame);
@@ -339,7 +320,11 @@ struct Scanner {
   // objects that only runtime globals reference (a p, an m).
   void drop_runtime_holders() {
     auto runtime_owned = [&](const DanglingFinding& f) {
-      if (f.holder.kind == AddrInfo::Kind::kUnknown) return true;
+      if (f.holder.kind == AddrInfo::Kind::kGlobal) {
+        if (f.holder.addr >= mheap_lo && f.holder.addr < mheap_hi) return true;
+        auto hit = globals.find(f.holder.addr);
+        return hit && runtime_global(hit->name);
+      }
       if (f.holder.kind != AddrInfo::Kind::kHeap || !f.holder.object) return false;
       // (objects over 512 B begin after an 8-byte malloc header from Go 1.22: the struct's
       // address is inside the slot, not at its base)

@@ -74,7 +74,7 @@ Result<AddrInfo> describe_address(const Memory& mem, const GoBinary& bin, int64_
   a.addr = addr;
   // A goroutine stack first: stacks live in heap arenas, in manual spans.
   for (auto& g : goroutines) {
-    if (addr < g.stack_lo || addr >= g.stack_hi || (g.status & ~0x1000u) == 6) continue;  // not _Gdead
+    if (addr < g.stack_lo || addr >= g.stack_hi || g_status_is_dead(g.status)) continue;
     a.kind = AddrInfo::Kind::kStack;
     a.goid = g.goid;
     a.g = g.g;
@@ -84,19 +84,14 @@ Result<AddrInfo> describe_address(const Memory& mem, const GoBinary& bin, int64_
       a.summary += fmt::format(", below its stack pointer {} (no live frame)", st.sp);
       return a;
     }
-    if (auto u = unwind(mem, bin.pclntab(), slide, st); u.ok()) {
-      for (size_t i = 0; i < u->frames.size(); i++) {
-        RemoteAddr lo = u->frames[i].sp;
-        RemoteAddr hi = i + 1 < u->frames.size() ? u->frames[i + 1].sp : g.stack_hi;
-        if (addr < lo || addr >= hi || u->frames[i].sources.empty()) continue;
-        const SourceFrame& f = u->frames[i].sources.back();
-        a.frame_function = std::string(f.function);
-        a.frame_file = std::string(f.file);
-        a.frame_line = f.line;
-        a.summary += fmt::format(", in the frame of {} ({}:{}) at sp+{:#x}", f.function, f.file, f.line,
-                                 static_cast<uint64_t>(addr - lo));
-        break;
-      }
+    auto u = unwind(mem, bin.pclntab(), slide, st);
+    if (const StackFrame* fr = u.ok() ? frame_holding(*u, addr, g.stack_hi) : nullptr) {
+      const SourceFrame& f = fr->sources.back();
+      a.frame_function = std::string(f.function);
+      a.frame_file = std::string(f.file);
+      a.frame_line = f.line;
+      a.summary += fmt::format(", in the frame of {} ({}:{}) at sp+{:#x}", f.function, f.file, f.line,
+                               static_cast<uint64_t>(addr - fr->sp));
     }
     return a;
   }

@@ -211,6 +211,10 @@ bool Heap::live(const SpanInfo& s, const SpanBits& b, uint64_t i) const {
 
 Result<HeapObject> Heap::object_in(const SpanInfo& s, uint64_t i) const {
   GORT_TRY(auto b, bits(s));
+  return object_at(s, b, i);
+}
+
+HeapObject Heap::object_at(const SpanInfo& s, const SpanBits& b, uint64_t i) const {
   HeapObject o;
   o.span = s;
   o.index = i;

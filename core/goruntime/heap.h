@@ -112,6 +112,8 @@ class Heap {
   Result<SpanBits> bits(const SpanInfo& s) const;
   /// Liveness of slot I of S with BITS (see HeapObject::live).
   bool live(const SpanInfo& s, const SpanBits& b, uint64_t i) const;
+  /// The object of index I in S, given S's BITS (object_in reads them itself).
+  HeapObject object_at(const SpanInfo& s, const SpanBits& b, uint64_t i) const;
 
   const Memory& memory() const { return *mem_; }
 

@@ -122,6 +122,14 @@ bool is_stdlib_function(std::string_view name) {
   return pkg.substr(0, pkg.find('/')).find('.') == std::string_view::npos;
 }
 
+const StackFrame* frame_holding(const Unwound& u, RemoteAddr addr, RemoteAddr stack_hi) {
+  for (size_t i = 0; i < u.frames.size(); i++) {
+    RemoteAddr hi = i + 1 < u.frames.size() ? u.frames[i + 1].sp : stack_hi;
+    if (addr >= u.frames[i].sp && addr < hi) return u.frames[i].sources.empty() ? nullptr : &u.frames[i];
+  }
+  return nullptr;
+}
+
 const SourceFrame* innermost_user_frame(const Unwound& u) {
   const SourceFrame* not_runtime = nullptr;
   for (const StackFrame& f : u.frames) {

@@ -53,6 +53,10 @@ UnwindStart unwind_start_for(const Memory& mem, const Goroutine& g, const std::v
 /// "sync.(*Mutex).Lock"); false for "main.f" and "example.com/x.F".
 bool is_stdlib_function(std::string_view name);
 
+/// The frame of U whose stack range, [its SP, its caller's SP), holds ADDR (the outermost
+/// frame's range ends at STACK_HI); null when none does or that frame has no source frames.
+const StackFrame* frame_holding(const Unwound& u, RemoteAddr addr, RemoteAddr stack_hi);
+
 /// The innermost frame in user code (not standard library); else the innermost frame that
 /// is not in package runtime; else the innermost frame. Null when FRAMES is empty.
 const SourceFrame* innermost_user_frame(const Unwound& u);
