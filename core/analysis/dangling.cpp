@@ -37,6 +37,7 @@ struct Scanner {
   std::vector<std::optional<Heap::SpanBits>> bits;  // per index span, read on demand
   std::vector<uint8_t> bits_failed;
   uint64_t total = 0, done = 0, next_progress = 0;
+  bool limit_noted = false;
   RemoteAddr mheap_lo, mheap_hi;                      // runtime.mheap_
   std::vector<std::pair<uint64_t, uint64_t>> gs;      // g structs [lo, hi), sorted
 
@@ -122,7 +123,8 @@ struct Scanner {
       auto t = dangling_target(v);
       if (!t) continue;
       if (out.findings.size() >= opts.max_findings) {
-        out.notes.push_back(fmt::format("stopped reporting after {} findings", opts.max_findings));
+        if (!limit_noted) out.notes.push_back(fmt::format("stopped reporting after {} findings", opts.max_findings));
+        limit_noted = true;
         return;
       }
       DanglingFinding f;
