@@ -384,6 +384,10 @@ ScanResult scan_dangling(const Memory& mem, const GoBinary& bin, int64_t slide, 
   Scanner sc(mem, bin, slide, heap, opts, out, std::move(*spans));
   for (auto& s : sc.index.spans()) sc.total += s.nelems * s.elemsize;
   for (auto& r : sc.globals.ranges()) sc.total += static_cast<uint64_t>(r.hi - r.lo);
+  if (!heap.state().phase_known)
+    out.notes.push_back(
+        "runtime.gcphase not found: the GC is taken to be off; if it was marking, unmarked objects reported as "
+        "garbage may still be marked in this cycle");
   if (heap.state().phase != GcPhase::kOff)
     out.notes.push_back(fmt::format(
         "the GC is in its {} phase: mark bits are not final (except at mark termination); objects that are allocated "
@@ -438,7 +442,7 @@ nlohmann::json to_json(const ScanResult& r) {
   const ScanStats& s = r.stats;
   return {{"heap",
            {{"gc_cycles", r.heap.numgc},
-            {"phase", to_string(r.heap.phase)},
+            {"phase", r.heap.phase_known ? to_string(r.heap.phase) : "unknown"},
             {"sweepgen", r.heap.sweepgen},
             {"green_tea", r.heap.green_tea}}},
           {"findings", fs},
@@ -483,7 +487,7 @@ std::string to_text(const ScanResult& r) {
       "({:.2f} GB/s); GC cycles completed: {}, phase {}{}\n",
       r.findings.size(), double(s.bytes_scanned) / 1e6, s.objects_scanned, s.spans, s.roots_bytes / 1024,
       s.stack_bytes ? fmt::format(", {} KB of stacks", s.stack_bytes / 1024) : "", s.seconds, s.gb_per_s(),
-      r.heap.numgc, to_string(r.heap.phase), r.heap.green_tea ? " (Green Tea mark bits)" : "");
+      r.heap.numgc, r.heap.phase_known ? to_string(r.heap.phase) : "unknown", r.heap.green_tea ? " (Green Tea mark bits)" : "");
   for (auto& n : r.notes) out += "note: " + n + "\n";
   return out;
 }

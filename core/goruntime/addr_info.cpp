@@ -184,7 +184,8 @@ std::string to_text(const AddrInfo& a, const HeapState& hs) {
                        to_string(s.sweep));
   }
   if (a.object)
-    out += fmt::format("  GC: {} completed cycle(s), phase {}; mark bits from {}\n", hs.numgc, to_string(hs.phase),
+    out += fmt::format("  GC: {} completed cycle(s), phase {}; mark bits from {}\n", hs.numgc,
+                       hs.phase_known ? to_string(hs.phase) : "unknown (runtime.gcphase not found)",
                        a.object->span.inline_marks ? "the span's inline marks (Green Tea)" : "gcmarkBits");
   return out;
 }

@@ -106,7 +106,10 @@ Result<Heap> Heap::open(const Memory& mem, const GoBinary& bin, int64_t slide) {
   h.state_.sweepgen = *sg;
   GORT_TRY(h.l2_, mem.read_ptr(at(L.mheap_arenas)));
   if (auto ph = find_gcphase(bin); ph.ok()) {
-    if (auto v = mem.read_u32(ph->addr + slide); v.ok() && *v <= 2) h.state_.phase = static_cast<GcPhase>(*v);
+    if (auto v = mem.read_u32(ph->addr + slide); v.ok() && *v <= 2) {
+      h.state_.phase = static_cast<GcPhase>(*v);
+      h.state_.phase_known = true;
+    }
   }
   if (auto ms = find_memstats(bin); ms.ok()) {
     if (auto v = mem.read_u32(ms->addr + slide + static_cast<int64_t>(L.mstats_numgc)); v.ok()) h.state_.numgc = *v;

@@ -78,6 +78,7 @@ struct HeapState {
   RemoteAddr mheap;
   uint32_t sweepgen = 0;        ///< mheap_.sweepgen
   GcPhase phase = GcPhase::kOff;
+  bool phase_known = false;     ///< runtime.gcphase found and read (else taken as off)
   uint32_t numgc = 0;           ///< completed GC cycles (memstats.numgc)
   bool green_tea = false;       ///< mark bits of small spans inline (Go 1.26 default)
 };
