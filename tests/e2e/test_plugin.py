@@ -3,8 +3,12 @@
 Differential: the plugin and the CLI are two front ends over the same core/, so the
 plugin's whole `gort info` output must be what `gort inspect --json` implies."""
 import json
+import os
 import shutil
+import signal
 import subprocess
+import sys
+import time
 
 import pytest
 
@@ -21,10 +25,71 @@ PLUGIN = BUILD_DIR / "lib" / "libgort-lldb.so"
 LLDB_FLAKE = "exited with status = -1 (0xffffffff) lost connection"
 
 
+# LLDB 19's lldb-server also hangs, now and then, when the program creates a thread just as
+# it exits: the new thread is killed by the group exit and stops at its ptrace exit event
+# (do_exit -> ptrace_notify) before lldb-server knows it exists, so nothing resumes it; the
+# leader stays a zombie and `lldb -b` waits forever (seen once in ~40 rounds of
+# test_break_wb.py, in --sw and --hw modes and in plain LLDB breakpoints alike). The same
+# rule: rerun once on exactly that state, seen for EXIT_RACE_S seconds, and no other.
+EXIT_RACE_S = 5
+
+
+def _children(pid):
+    try:
+        return [int(c) for t in os.listdir(f"/proc/{pid}/task")
+                for c in open(f"/proc/{pid}/task/{t}/children").read().split()]
+    except OSError:
+        return []
+
+
+def _stuck_at_exit(pid):
+    """PID is a zombie leader with a thread held in a ptrace stop (its exit event)."""
+    try:
+        if open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()[0] != "Z":
+            return False
+        return any(open(f"/proc/{pid}/task/{t}/wchan").read() == "ptrace_stop"
+                   for t in os.listdir(f"/proc/{pid}/task"))
+    except OSError:
+        return False
+
+
+def _exit_race(lldb_pid):
+    """An inferior of this LLDB (a child of its lldb-server) stuck as _stuck_at_exit says."""
+    return any(_stuck_at_exit(inferior) for server in _children(lldb_pid) for inferior in _children(server))
+
+
+def _run_once(args, timeout):
+    """(CompletedProcess, hit the exit race); TimeoutExpired as subprocess.run raises it."""
+    p = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + timeout
+    stuck_since = None
+    while True:
+        try:
+            out, err = p.communicate(timeout=0.5)
+            return subprocess.CompletedProcess(args, p.returncode, out, err), False
+        except subprocess.TimeoutExpired:
+            pass
+        now = time.monotonic()
+        stuck_since = (stuck_since or now) if _exit_race(p.pid) else None
+        if (stuck_since and now - stuck_since >= EXIT_RACE_S) or now >= deadline:
+            for server in _children(p.pid):
+                for inferior in _children(server):
+                    os.kill(inferior, signal.SIGKILL)
+                os.kill(server, signal.SIGKILL)
+            p.kill()
+            out, err = p.communicate()
+            if stuck_since and now - stuck_since >= EXIT_RACE_S:
+                return subprocess.CompletedProcess(args, p.returncode, out, err), True
+            raise subprocess.TimeoutExpired(args, timeout, output=out, stderr=err)
+
+
 def run_lldb(args, timeout=120):
-    r = subprocess.run(args, capture_output=True, text=True, timeout=timeout)
-    if LLDB_FLAKE in r.stdout + r.stderr:
-        r = subprocess.run(args, capture_output=True, text=True, timeout=timeout)
+    r, race = _run_once(args, timeout)
+    if race or LLDB_FLAKE in r.stdout + r.stderr:
+        print(f"run_lldb: {'lldb-server hung at the exit' if race else 'lost connection at the exit'}: rerunning once",
+              file=sys.stderr)
+        r, race = _run_once(args, timeout)
+        assert not race, f"lldb-server hung at the program's exit twice in a row:\n{r.stdout}{r.stderr}"
     return r
 
 
