@@ -233,6 +233,10 @@ Result<std::unique_ptr<Recorder>> Recorder::start(int pid, std::unique_ptr<GoBin
   r->start_ns_ = monotonic_ns();
   GORT_TRY(auto set, PerfProbeSet::create(pid, specs, po));
   r->probes_ = std::move(set);
+  // Probes are enabled one after another: a hit before the last one is armed can be half of
+  // a write (its begin seen, its end not yet probed). Attached to a running program, that
+  // made a false concurrent-map-write in CI (a lost end, 15 ms into the recording).
+  r->armed_ns_ = monotonic_ns();
 
   trace::Header& h = r->header_;
   h.executable = bin->elf().path();
@@ -323,6 +327,10 @@ bool is_map_event_kind(trace::SiteKind k) {
 
 void Recorder::on_sample(const ProbeSample& s) {
   if (s.cookie >= sites_.size()) return;
+  if (s.time_ns < armed_ns_) {
+    before_armed_++;
+    return;
+  }
   const PlannedSite& ps = sites_[s.cookie];
   // Lock's fast path: the CMPXCHG failed (the accumulator holds the nonzero state); the
   // acquire will come from lockSlow's return.
@@ -474,6 +482,9 @@ Result<trace::Summary> Recorder::finish(const std::string& end_reason) {
         "sync: {} select statement(s) had cases outside the {} stack bytes recorded (reflect.Select, or a huge "
         "frame): their channel operations are not recorded",
         selects_unread_, kSelectStackBytes));
+  if (before_armed_)
+    sum.warnings.push_back(fmt::format(
+        "{} probe hit(s) while the probes were still being armed were left out (a write seen half)", before_armed_));
   if (objects_unread_)
     sum.warnings.push_back(fmt::format(
         "sync: {} sync event(s) whose object lies in a stack slot past the stack's end: their objects are unknown",

@@ -133,6 +133,8 @@ class Recorder {
   std::vector<trace::Event> batch_;
   std::unordered_set<uint64_t> maps_;
   uint32_t select_send_site_ = UINT32_MAX;  ///< the unprobed "select.send" site
+  uint64_t armed_ns_ = 0;                   ///< every probe enabled: earlier hits are dropped
+  uint64_t before_armed_ = 0;               ///< hits dropped for that
   uint64_t objects_unread_ = 0;             ///< sync events whose stack-slot object was not read
   uint64_t selects_unread_ = 0;             ///< selects whose cases were not in the stack bytes
   uint64_t events_ = 0, filtered_ = 0, start_ns_ = 0;
