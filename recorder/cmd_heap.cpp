@@ -70,16 +70,17 @@ int print_addresses(const OpenTarget& t, const core::Heap& heap, const std::vect
   return kExitOk;
 }
 
-std::vector<core::Goroutine> all_goroutines(const OpenTarget& t) {
+std::vector<core::Goroutine> all_goroutines(const core::Memory& mem, const core::GoBinary& bin, int64_t slide) {
   std::vector<core::Goroutine> gs;
-  if (auto loc = core::find_allgs(*t.bin); loc.ok()) {
+  if (auto loc = core::find_allgs(bin); loc.ok()) {
     core::GoroutineListOptions lo;
     lo.include_dead = true;  // dead gs' structs are runtime holders too
-    if (auto r = core::read_goroutines(t.memory(), t.bin->layouts(), t.bin->version(), loc->addr + t.slide, lo); r.ok())
-      gs = *r;
+    if (auto r = core::read_goroutines(mem, bin.layouts(), bin.version(), loc->addr + slide, lo); r.ok()) gs = *r;
   }
   return gs;
 }
+
+std::vector<core::Goroutine> all_goroutines(const OpenTarget& t) { return all_goroutines(t.memory(), *t.bin, t.slide); }
 
 namespace {
 

@@ -9,11 +9,15 @@
 // detaches. If gort dies before that, PTRACE_O_EXITKILL... is not used: a tracer that
 // dies at an event stop simply lets the child run on.
 
+#include "core/analysis/dangling.h"
 #include "core/binary/go_binary.h"
+#include "core/goruntime/heap.h"
 #include "core/goruntime/map_event.h"
+#include "core/target/process.h"
 #include "core/record/recorder.h"
 #include "core/util/strings.h"
 #include "recorder/cli.h"
+#include "recorder/target_open.h"
 
 #include <fmt/core.h>
 
@@ -35,7 +39,7 @@ namespace {
 
 constexpr const char* kUsage = R"(Usage: gort record [-p PID | -- CMD ARGS...] [-o TRACE] [--duration SECONDS]
                    [--maps ADDR,...] [--stack-depth N] [--hw FUNC,...] [--perf PERF.DATA]
-                   [--sync [--reads]]
+                   [--sync [--reads]] [--dangling [--convert-hook FUNC[:REG],...]]
 
 Record every map write of a Go program without stopping it, into TRACE (default
 gort.trace), for `gort report`. Hardware breakpoints (perf_event_open, the CPU's four
@@ -69,11 +73,23 @@ Options:
                        report` then names map writers no happens-before edge orders
                        (docs/happens-before.md)
   --reads              with --sync: also map reads, for unsynchronized read/write pairs
+  --dangling           also find integer-held (uintptr) heap addresses whose object the GC
+                       did not keep: after each GC cycle's mark termination gort holds the
+                       program stopped (ptrace) while it scans globals and the live heap
+                       (the pause grows with the heap: about 1 s per GiB), then lets it
+                       run; `gort report` lists them as dangling-pointer findings
+                       (docs/heap.md). Conversions back to pointers are recorded with
+                       their stacks in checkptr builds (-gcflags=all=-d=checkptr, -race)
+  --convert-hook FUNC[:REG],...
+                       with --dangling: functions that turn an integer back into a pointer
+                       (a handle lookup); REG holds the integer at the entry (default rax,
+                       the first argument). E.g. --convert-hook main.lookup
   -q, --quiet          no progress line
 
 Needs root (or CAP_PERFMON + CAP_SYS_PTRACE). Example:
   gort record -o race.trace -- ./server --port 8080
-  gort report race.trace)";
+  gort report race.trace
+  gort record --dangling --convert-hook main.fromHandle -p $(pidof server))";
 
 volatile sig_atomic_t g_stop = 0;
 void on_signal(int) { g_stop = 1; }
@@ -96,6 +112,54 @@ struct Options {
   std::string perf_out;
   bool quiet = false;
 };
+
+/// --dangling: what the scans after each GC cost and found.
+struct HeapScans {
+  uint64_t scans = 0, failed = 0, marks = 0;
+  std::vector<uint64_t> pauses_ns;
+  size_t last_findings = SIZE_MAX;
+  uint64_t max_findings = 0;
+  std::string last_error;
+};
+
+/// Holds PID stopped, scans its heap (core/analysis/dangling.h), lets it go, and writes the
+/// scan into the trace with the pause it cost.
+void scan_after_gc(core::record::Recorder& r, int pid, HeapScans& hs, bool quiet) {
+  uint64_t t0 = core::monotonic_ns();
+  auto fail = [&](const core::Error& e) {
+    hs.failed++;
+    if (e.message != hs.last_error && !quiet) fmt::print(stderr, "\ngort record: heap scan skipped: {}\n", e.message);
+    hs.last_error = e.message;
+  };
+  auto freeze = ProcessFreeze::stop(pid);
+  if (!freeze) return fail(freeze.error());
+  uint64_t t_stopped = core::monotonic_ns();
+  auto mem = core::ProcMemory::open(pid);
+  if (!mem) return fail(mem.error());
+  const core::GoBinary& bin = r.binary();
+  auto heap = core::Heap::open(**mem, bin, r.slide());
+  if (!heap) return fail(heap.error());
+  auto gs = all_goroutines(**mem, bin, r.slide());
+  core::analysis::ScanOptions so;
+  auto res = core::analysis::scan_dangling(**mem, bin, r.slide(), *heap, gs, (*freeze)->threads(), so);
+  freeze->reset();  // the program runs again
+  uint64_t t1 = core::monotonic_ns();
+  hs.scans++;
+  hs.pauses_ns.push_back(t1 - t0);
+  hs.max_findings = std::max<uint64_t>(hs.max_findings, res.findings.size());
+  auto j = core::analysis::to_json(res);
+  j["time_ns"] = t0;
+  j["mark_ns"] = r.last_gc_mark_ns();
+  j["pause_ns"] = t1 - t0;
+  j["stop_ns"] = t_stopped - t0;
+  if (auto w = r.add_heap_scan(j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace)); !w)
+    return fail(w.error());
+  if (!quiet && res.findings.size() != hs.last_findings)
+    fmt::print(stderr, "\rgort record: GC cycle {}: {} dangling pointer{} ({:.1f} MB scanned, paused {:.1f} ms)\n",
+               res.heap.numgc, res.findings.size(), res.findings.size() == 1 ? "" : "s",
+               res.stats.bytes_scanned / 1048576.0, (t1 - t0) / 1e6);
+  hs.last_findings = res.findings.size();
+}
 
 /// Launches CMD stopped right after its exec (see the file comment). Returns its pid.
 core::Result<int> launch_stopped(const std::vector<std::string>& cmd) {
@@ -270,17 +334,32 @@ int record(Options& o) {
   uint64_t start = core::monotonic_ns(), last_progress = start;
   std::string reason;
   int status = 0;
+  HeapScans hs;
+  // --dangling: a short poll, so that the heap is scanned within milliseconds of a GC
+  // cycle's end, before the sweeper has freed (and the program reused) much of it.
+  int poll_ms = o.rec.dangling ? 5 : 100;
   while (reason.empty()) {
-    auto pumped = r.pump(100);
+    auto pumped = r.pump(poll_ms);
     if (!pumped) {
       reason = "error: " + pumped.error().message;
       break;
+    }
+    if (o.rec.dangling) {
+      if (uint64_t marks = r.take_gc_marks(); marks > 0 && !g_stop) {
+        hs.marks += marks;
+        siginfo_t si{};
+        bool alive = !r.target_gone() &&
+                     (!launched || (::waitid(P_PID, pid, &si, WEXITED | WNOHANG | WNOWAIT) == 0 && si.si_pid == 0));
+        if (alive) scan_after_gc(r, pid, hs, o.quiet);
+      }
     }
     uint64_t now = core::monotonic_ns();
     if (g_stop) reason = "interrupted";
     if (o.duration > 0 && now - start >= static_cast<uint64_t>(o.duration * 1e9)) reason = "duration";
     if (launched) {
-      if (::waitpid(pid, &status, WNOHANG) == pid) reason = describe_status(status);
+      pid_t w = ::waitpid(pid, &status, WNOHANG);
+      if (w == pid) reason = describe_status(status);
+      else if (w < 0 && errno == ECHILD) reason = "target exited";  // reaped while a heap scan held it
     } else if (r.target_gone()) {
       reason = "target exited";
     }
@@ -309,6 +388,17 @@ int record(Options& o) {
              sum->lost, sum->filtered ? fmt::format(", {} filtered by --maps", sum->filtered) : "", secs,
              human_bytes(s.bytes), sum->events ? double(s.bytes) / sum->events : 0.0, o.rec.output);
   fmt::print(stderr, "gort record: ended: {}\n", reason);
+  if (o.rec.dangling) {
+    auto p = hs.pauses_ns;
+    std::sort(p.begin(), p.end());
+    if (p.empty())
+      fmt::print(stderr, "gort record: --dangling: {} GC cycle{} completed, no heap scanned{}\n", hs.marks,
+                 hs.marks == 1 ? "" : "s", hs.failed ? " (" + hs.last_error + ")" : "");
+    else
+      fmt::print(stderr, "gort record: --dangling: {} GC cycles, {} heap scans, pause median {:.1f} ms, max {:.1f} ms{}\n",
+                 hs.marks, hs.scans, p[p.size() / 2] / 1e6, p.back() / 1e6,
+                 hs.failed ? fmt::format(", {} skipped", hs.failed) : "");
+  }
   if (sum->lost)
     fmt::print(stderr,
                "gort record: warning: the kernel dropped {} events (ring buffer full): a report may miss overlaps; "
@@ -380,6 +470,11 @@ int run_record(const Args& args) {
       o.rec.sync = true;
     } else if (tok == "--reads") {
       o.rec.reads = true;
+    } else if (tok == "--dangling") {
+      o.rec.dangling = true;
+    } else if (tok == "--convert-hook") {
+      if (!need("function names")) return kExitUsage;
+      for (auto& f : core::split_list(v)) o.rec.convert_hooks.push_back(f);
     } else if (tok == "-q" || tok == "--quiet") {
       o.quiet = true;
     } else if (tok == "-h" || tok == "--help") {

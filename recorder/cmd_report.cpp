@@ -4,6 +4,7 @@
 
 #include "core/analysis/chrome_trace.h"
 #include "core/analysis/concurrent_writes.h"
+#include "core/analysis/dangling_trace.h"
 #include "core/analysis/happens_before.h"
 #include "core/analysis/perf_timeline.h"
 #include "core/binary/go_binary.h"
@@ -45,8 +46,10 @@ not the runtime noticed; a goroutine the runtime killed with "concurrent map wri
 while another was inside a write of the map names that other one too. Findings are
 grouped by the pair of call stacks, with a count and the maps involved. For a trace
 recorded with --sync, also the map writes (and reads) of different goroutines that no
-recorded synchronization orders, with the locks each held (happens-before). See
-docs/report.md.
+recorded synchronization orders, with the locks each held (happens-before). For a trace
+recorded with --dangling, the dangling pointers: integer-held heap addresses whose object
+a GC cycle did not keep, with their holder, the code that filled it and the later
+conversions back to pointers (docs/heap.md). See docs/report.md.
 
 Options:
   --json              {"findings": [...], "stats": {...}} on stdout (docs/report.md)
@@ -240,9 +243,13 @@ struct Report {
   /// The happens-before analysis, when the trace has sync sites (gort record --sync).
   std::optional<an::HappensBeforeResult> hb;
   std::vector<std::vector<an::StackFrame>> hb_sym;  ///< by HB stack id (only those in findings)
+  /// Dangling-pointer findings, when the trace has heap scans (gort record --dangling).
+  std::optional<an::DanglingTraceResult> dangling;
 
   using Sym = std::vector<std::vector<an::StackFrame>>;
-  size_t finding_count() const { return r.findings.size() + (hb ? hb->findings.size() : 0); }
+  size_t finding_count() const {
+    return r.findings.size() + (hb ? hb->findings.size() : 0) + (dangling ? dangling->findings.size() : 0);
+  }
 
   uint64_t end_ns() const {
     uint64_t e = summary && summary->end_ns ? summary->end_ns : r.stats.last_ns;
@@ -365,6 +372,146 @@ struct Report {
             {"notes", f.notes}};
   }
 
+  /// PCS: the probed site, then return addresses (symbolize_stack takes each PC as a return
+  /// address, so the site goes in as its next byte).
+  std::vector<an::StackFrame> symbolize(std::vector<uint64_t> pcs) const {
+    if (!pcs.empty()) pcs[0]++;
+    if (symbols.tab()) return an::symbolize_stack(*symbols.tab(), symbols.slide, pcs);
+    std::vector<an::StackFrame> out;
+    for (uint64_t pc : pcs) out.push_back(an::StackFrame{"?", hex(pc), 0, false});
+    return out;
+  }
+
+  ojson dangling_json(const an::RecordedDangling& f) const {
+    ojson conv = ojson::array();
+    for (auto& c : f.conversions)
+      conv.push_back({{"time_ns", c.time_ns},
+                      {"thread", c.tid},
+                      {"goroutine", c.goid ? ojson(c.goid) : ojson()},
+                      {"g", hex(c.g)},
+                      {"value", hex(c.value)},
+                      {"function", c.function},
+                      {"stack", frames_json(symbolize(c.stack))}});
+    return {{"kind", "dangling-pointer"},
+            {"holder", ojson::parse(f.holder.dump())},
+            {"target", ojson::parse(f.target.dump())},
+            {"first_gc_cycle", f.first_cycle},
+            {"last_gc_cycle", f.last_cycle},
+            {"scans", f.scans},
+            {"first_ns", f.first_ns},
+            {"last_ns", f.last_ns},
+            {"established_by", f.established_by},
+            {"conversion_count", f.conversion_count},
+            {"conversions", std::move(conv)}};
+  }
+
+  ojson dangling_stats_json() const {
+    const auto& s = dangling->stats;
+    auto pct = [&](size_t q) { return s.pauses_ns.empty() ? 0 : s.pauses_ns[std::min(s.pauses_ns.size() - 1, s.pauses_ns.size() * q / 100)]; };
+    return {{"scans", s.scans},
+            {"gc_marks", s.gc_marks},
+            {"bytes_scanned", s.bytes_scanned},
+            {"scan_seconds", s.scan_seconds},
+            {"pause_median_ns", pct(50)},
+            {"pause_max_ns", s.pauses_ns.empty() ? 0 : s.pauses_ns.back()},
+            {"runtime_holders", s.runtime_holders},
+            {"conversions", s.conversions},
+            {"conversions_matched", s.conversions_matched},
+            {"notes", dangling->notes}};
+  }
+
+  /// Dangling findings, grouped by the object (or global, or frame) that holds them.
+  void text_dangling(std::string& out) const {
+    auto B = std::back_inserter(out);
+    const auto& s = dangling->stats;
+    std::string pauses;
+    if (!s.pauses_ns.empty())
+      pauses = fmt::format(", pause median {:.1f} ms, max {:.1f} ms", s.pauses_ns[s.pauses_ns.size() / 2] / 1e6,
+                           s.pauses_ns.back() / 1e6);
+    if (dangling->findings.empty()) {
+      fmt::format_to(B, "\nno dangling pointers found: {} heap scan{} after {} GC cycle{}{}\n", s.scans,
+                     s.scans == 1 ? "" : "s", s.gc_marks, s.gc_marks == 1 ? "" : "s", pauses);
+      for (auto& n : dangling->notes) fmt::format_to(B, "  note: {}\n", n);
+      return;
+    }
+    fmt::format_to(B, "\n{} dangling pointer{} (integer-held heap addresses the GC did not keep), from {} heap scan{} after {} GC cycle{}{}\n",
+                   dangling->findings.size(), dangling->findings.size() == 1 ? "" : "s", s.scans, s.scans == 1 ? "" : "s",
+                   s.gc_marks, s.gc_marks == 1 ? "" : "s", pauses);
+    // Group by holder object (heap), else by holder text (global, stack slot).
+    std::vector<std::pair<std::string, std::vector<const an::RecordedDangling*>>> groups;
+    for (auto& f : dangling->findings) {
+      std::string key = f.holder.contains("object") ? f.holder["object"].value("base", "") : f.holder.value("text", "");
+      if (f.holder.value("kind", "") == "global") key = "global " + f.holder.value("text", "");
+      auto it = std::find_if(groups.begin(), groups.end(), [&](auto& g) { return g.first == key; });
+      if (it == groups.end()) groups.push_back({key, {&f}});
+      else it->second.push_back(&f);
+    }
+    for (auto& [key, fs] : groups) {
+      const auto& f0 = *fs[0];
+      const auto& h0 = f0.holder;
+      std::string where;
+      if (h0.contains("object")) {
+        const auto& o = h0["object"];
+        where = fmt::format("heap object {} [{} B{}]", o.value("base", "?"), o.value("size", 0),
+                            o.value("noscan", false) ? ", noscan" : "");
+      } else {
+        where = h0.value("text", "?");
+      }
+      fmt::format_to(B, "\ndangling-pointer: {} stale address{} held in {}\n", fs.size(), fs.size() == 1 ? "" : "es", where);
+      if (h0.contains("referenced_from") && !h0["referenced_from"].empty()) {
+        std::string refs;
+        for (auto& r : h0["referenced_from"]) refs += (refs.empty() ? "" : ", ") + r.get<std::string>();
+        fmt::format_to(B, "  the holding object is referenced from: {}\n", refs);
+      } else if (h0.value("kind", "") == "heap") {
+        fmt::format_to(B, "  the holding object is referenced from no global (a local variable, or another object)\n");
+      }
+      if (h0.value("kind", "") == "stack")
+        fmt::format_to(B, "  goroutine {} frame {}\n", h0.value("goroutine", 0), h0.value("frame", "?"));
+      if (h0.contains("filled_by") && !h0["filled_by"].empty()) {
+        std::string by;
+        for (auto& r : h0["filled_by"]) by += (by.empty() ? "" : ", ") + r.get<std::string>();
+        fmt::format_to(B, "  filled by (code that stores to it): {}\n", by);
+      }
+      uint32_t c0 = UINT32_MAX, c1 = 0;
+      uint64_t conv = 0;
+      for (auto* f : fs) c0 = std::min(c0, f->first_cycle), c1 = std::max(c1, f->last_cycle), conv += f->conversion_count;
+      fmt::format_to(B, "  seen after GC cycle{} {}{}\n", c0 == c1 ? "" : "s", c0, c0 == c1 ? "" : fmt::format("..{}", c1));
+      size_t shown = 0;
+      for (auto* f : fs) {
+        if (shown++ == 4) {
+          fmt::format_to(B, "    ... and {} more\n", fs.size() - 4);
+          break;
+        }
+        fmt::format_to(B, "    {} = {} -> {} B object at {}, {}\n", f->holder.value("text", "?"),
+                       f->target.value("value", "?"), f->target.value("size", 0),
+                       f->target["base"].is_string() ? f->target["base"].get<std::string>() : "(freed pages)",
+                       f->target.value("state", "?"));
+      }
+      fmt::format_to(B, "  established by: {}\n", f0.established_by);
+      if (conv) {
+        fmt::format_to(B, "  converted back to a pointer {} time{} after the GC gave the memory back; first:\n", conv,
+                       conv == 1 ? "" : "s");
+        const an::DanglingConversion* first = nullptr;
+        for (auto* f : fs)
+          for (auto& c : f->conversions)
+            if (!first || c.time_ns < first->time_ns) first = &c;
+        if (first) {
+          std::string who = first->goid ? fmt::format("goroutine {}", first->goid) : fmt::format("g {:#x}", first->g);
+          fmt::format_to(B, "    {} [thread {}] at {}: {}({:#x})\n", who, first->tid, rel(first->time_ns, h.start_ns),
+                         first->function, first->value);
+          for (auto& fr : symbolize(first->stack)) {
+            if (fr.function == "?") {
+              fmt::format_to(B, "      ? {}\n", fr.file);
+              continue;
+            }
+            fmt::format_to(B, "      {}{}\n          {}:{}\n", fr.function, fr.inlined ? " (inlined)" : "", fr.file, fr.line);
+          }
+        }
+      }
+    }
+    for (auto& n : dangling->notes) fmt::format_to(B, "  note: {}\n", n);
+  }
+
   ojson hb_stats_json() const {
     const auto& s = hb->stats;
     return {{"sync_events", s.sync_events},   {"acquires", s.acquires},
@@ -394,6 +541,8 @@ struct Report {
     }
     if (hb)
       for (auto& f : hb->findings) findings.push_back(hb_json(f));
+    if (dangling)
+      for (auto& f : dangling->findings) findings.push_back(dangling_json(f));
     const auto& s = r.stats;
     ojson stats = {{"events", s.events},
                             {"lost", lost()},
@@ -409,6 +558,7 @@ struct Report {
                             {"unmatched_throws", s.unmatched_throws},
                             {"out_of_order", s.out_of_order}};
     if (hb) stats["happens_before"] = hb_stats_json();
+    if (dangling) stats["dangling"] = dangling_stats_json();
     ojson trace = {{"executable", h.executable},
                             {"binary", symbols.path},
                             {"symbolized", symbols.tab() != nullptr},
@@ -619,6 +769,7 @@ struct Report {
                      "or a write the probes do not cover)\n",
                      s.unmatched_throws, s.unmatched_throws == 1 ? "" : "s");
     if (hb) text_hb(out);
+    if (dangling) text_dangling(out);
     return out;
   }
 };
@@ -882,6 +1033,13 @@ int run_report(const Args& args) {
   // of goroutines would look unordered.
   std::optional<an::HappensBefore> hb;
   if (an::has_sync_sites(h)) hb.emplace(h);
+  std::optional<an::DanglingTrace> dt;
+  tr::GoidResolver goids(h);
+  if (!reader->heap_scans().empty()) {
+    auto d = an::DanglingTrace::create(h, reader->heap_scans());
+    if (!d) return report_error(d.error());
+    dt.emplace(std::move(*d));
+  }
   tr::Event e;
   for (;;) {
     auto r = reader->next(e);
@@ -889,6 +1047,10 @@ int run_report(const Args& args) {
     if (!*r) break;
     cw.add(e);
     if (hb) hb->add(e);
+    if (dt) {
+      goids.apply(e);
+      dt->add(e);
+    }
   }
   const auto& summary = reader->summary();
   Report rep{o, h, summary, reader->notes(), cw.finish(summary ? summary->end_ns : 0), {}, *symbols, std::move(perf),
@@ -900,6 +1062,7 @@ int run_report(const Args& args) {
     ho.unprobed_sync_sites = an::count_unprobed_sync_sites(h, summary ? &*summary : nullptr);
     rep.hb = hb->finish();
   }
+  if (dt) rep.dangling = dt->finish();
   rep.analyze_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   rep.symbolize();
 

@@ -98,9 +98,19 @@ core::Result<std::unique_ptr<ProcessFreeze>> ProcessFreeze::stop(int pid) {
                                 e == EPERM ? " (another debugger attached? not root? kernel.yama.ptrace_scope?)" : "");
       }
       f->tids_.push_back(tid);
+      f->sigs_.push_back(0);
       ptrace(PTRACE_INTERRUPT, tid, nullptr, nullptr);
       int st = 0;
-      if (waitpid(tid, &st, __WALL) == tid && (WIFEXITED(st) || WIFSIGNALED(st))) f->tids_.pop_back();
+      if (waitpid(tid, &st, __WALL) == tid) {
+        if (WIFEXITED(st) || WIFSIGNALED(st)) {
+          f->tids_.pop_back();
+          f->sigs_.pop_back();
+        } else if (WIFSTOPPED(st) && (st >> 16) != PTRACE_EVENT_STOP) {
+          // A signal arrived first (a Go program gets SIGURG, SIGPROF, ...): the thread is
+          // in its signal-delivery stop. The signal goes back to it at the detach.
+          f->sigs_.back() = WSTOPSIG(st);
+        }
+      }
       added = true;
     }
     if (!added) break;
@@ -120,7 +130,8 @@ core::Result<std::unique_ptr<ProcessFreeze>> ProcessFreeze::stop(int pid) {
 }
 
 ProcessFreeze::~ProcessFreeze() {
-  for (int tid : tids_) ptrace(PTRACE_DETACH, tid, nullptr, nullptr);
+  for (size_t i = 0; i < tids_.size(); i++)
+    ptrace(PTRACE_DETACH, tids_[i], nullptr, reinterpret_cast<void*>(static_cast<uintptr_t>(sigs_[i])));
 }
 
 core::Result<OpenTarget> open_core_target(const std::string& bin_path, const std::string& core_path) {

@@ -32,6 +32,7 @@ class ProcessFreeze {
   ProcessFreeze() = default;
   int pid_ = 0;
   std::vector<int> tids_;
+  std::vector<int> sigs_;  ///< a signal each thread was stopped delivering, passed on at the detach
   std::vector<core::ThreadRegs> regs_;
 };
 
@@ -57,6 +58,7 @@ core::Result<OpenTarget> open_live_target(int pid, const std::string& bin_path =
 namespace gort::recorder {
 /// Every goroutine of T, dead ones included (cmd_heap.cpp).
 std::vector<core::Goroutine> all_goroutines(const OpenTarget& t);
+std::vector<core::Goroutine> all_goroutines(const core::Memory& mem, const core::GoBinary& bin, int64_t slide);
 /// `gort heap ptr` and `gort postmortem --ptr`: what each of ADDRS is (cmd_heap.cpp).
 int print_addresses(const OpenTarget& t, const core::Heap& heap, const std::vector<core::Goroutine>& gs,
                     const std::vector<core::RemoteAddr>& addrs, bool json, const char* who);

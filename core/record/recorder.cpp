@@ -146,8 +146,53 @@ Result<void> add_sync_sites(const GoBinary& bin, bool reads, std::vector<Planned
 
 }  // namespace
 
+namespace {
+
+/// The --dangling sites: GC mark termination, and the conversions back to pointers.
+Result<void> add_dangling_sites(const GoBinary& bin, const std::vector<std::string>& hooks,
+                                std::vector<PlannedSite>& out, std::vector<std::string>& warnings) {
+  auto fi = bin.func("runtime.gcMarkTermination");
+  if (!fi)
+    return make_error(ErrorKind::kNotFound, "runtime.gcMarkTermination not found in {}: --dangling cannot tell when a GC "
+                      "cycle completes", bin.elf().path());
+  out.push_back(make_site(trace::SiteKind::kGcMarkTermination, "runtime.gcMarkTermination", "", fi->entry));
+  auto convert = [&](const std::string& fn, const std::string& reg, RemoteAddr entry) {
+    out.push_back(make_site(trace::SiteKind::kConvert, fn, "convert", entry));
+    out.back().key_reg = reg;
+    out.back().ret_at_rsp = true;
+  };
+  // checkptr builds (-gcflags=all=-d=checkptr, and -race) call it for every conversion of
+  // an integer expression to unsafe.Pointer, with the pointer in RAX.
+  if (auto cp = bin.func("runtime.checkptrArithmetic")) convert("runtime.checkptrArithmetic", "rax", cp->entry);
+  static const char* kRegs[] = {"rax", "rbx", "rcx", "rdi", "rsi", "r8", "r9", "r10", "r11"};
+  for (auto& h : hooks) {
+    std::string fn = h, reg = "rax";
+    if (auto colon = h.rfind(':'); colon != std::string::npos && colon + 1 < h.size() &&
+                                   h.find('/', colon) == std::string::npos) {
+      fn = h.substr(0, colon);
+      reg = h.substr(colon + 1);
+    }
+    if (std::find(std::begin(kRegs), std::end(kRegs), reg) == std::end(kRegs))
+      return make_error(ErrorKind::kBadInput,
+                        "--convert-hook {}: '{}' is not an argument register of Go's ABI (rax rbx rcx rdi rsi r8-r11)", h,
+                        reg);
+    auto hf = bin.func(fn);
+    if (!hf)
+      return make_error(ErrorKind::kBadInput,
+                        "--convert-hook: no function '{}' in {} (give the full name as `go tool nm` prints it, e.g. "
+                        "main.lookup or example.com/pkg.(*Table).Get)",
+                        fn, bin.elf().path());
+    convert(fn, reg, hf->entry);
+  }
+  (void)warnings;
+  return {};
+}
+
+}  // namespace
+
 Result<std::vector<PlannedSite>> plan_sites(const GoBinary& bin, const std::vector<std::string>& hw_first,
-                                            std::vector<std::string>& warnings, bool sync, bool reads) {
+                                            std::vector<std::string>& warnings, bool sync, bool reads, bool dangling,
+                                            const std::vector<std::string>& convert_hooks) {
   GORT_TRY(auto plan, build_probe_plan(bin));
   for (auto& w : plan.warnings) warnings.push_back(w);
   std::vector<PlannedSite> map_sites;
@@ -186,6 +231,7 @@ Result<std::vector<PlannedSite>> plan_sites(const GoBinary& bin, const std::vect
     warnings.push_back("runtime.goexit0 not found: a reused g may merge two goroutines");
   }
   if (sync) GORT_TRY_VOID(add_sync_sites(bin, reads, out, warnings));
+  if (dangling) GORT_TRY_VOID(add_dangling_sites(bin, convert_hooks, out, warnings));
   return out;
 }
 
@@ -197,7 +243,10 @@ Result<std::unique_ptr<Recorder>> Recorder::start(int pid, std::unique_ptr<GoBin
   r->opts_ = opts;
   if (opts.reads && !opts.sync)
     return make_error(ErrorKind::kBadInput, "map reads are recorded for the happens-before analysis: --reads needs --sync");
-  GORT_TRY(auto sites, plan_sites(*bin, opts.hw_first, r->warnings_, opts.sync, opts.reads));
+  if (!opts.convert_hooks.empty() && !opts.dangling)
+    return make_error(ErrorKind::kBadInput, "--convert-hook is part of the dangling-pointer recording: add --dangling");
+  GORT_TRY(auto sites,
+           plan_sites(*bin, opts.hw_first, r->warnings_, opts.sync, opts.reads, opts.dangling, opts.convert_hooks));
   r->sites_ = std::move(sites);
   for (uint64_t m : opts.maps) r->maps_.insert(m);
 
@@ -332,6 +381,10 @@ void Recorder::on_sample(const ProbeSample& s) {
     return;
   }
   const PlannedSite& ps = sites_[s.cookie];
+  if (ps.site.kind == trace::SiteKind::kGcMarkTermination) {
+    gc_marks_++;
+    last_gc_mark_ns_ = std::max(last_gc_mark_ns_, s.time_ns);
+  }
   // Lock's fast path: the CMPXCHG failed (the accumulator holds the nonzero state); the
   // acquire will come from lockSlow's return.
   if (!ps.acquired_if_zero.empty() && (reg_value(s.regs, ps.acquired_if_zero) & 0xffffffffu) != 0) return;
@@ -441,6 +494,13 @@ Result<size_t> Recorder::pump(int timeout_ms) {
   GORT_TRY_VOID(flush_batch(complete_before));
   GORT_TRY_VOID(writer_->flush());
   return got;
+}
+
+Result<void> Recorder::add_heap_scan(const std::string& json) {
+  if (finished_) return make_error(ErrorKind::kInternal, "heap scan after the recording finished");
+  // The scan belongs after every event stamped before it: write those first.
+  GORT_TRY_VOID(flush_batch(monotonic_ns() - kReorderMarginNs));
+  return writer_->add_heap_scan(json);
 }
 
 bool Recorder::target_gone() const { return !probes_ || probes_->exited(); }

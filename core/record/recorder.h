@@ -21,6 +21,7 @@
 #include <optional>
 #include <string>
 #include <unordered_set>
+#include <utility>
 #include <vector>
 
 namespace gort::core::record {
@@ -44,6 +45,14 @@ struct RecordOptions {
   /// WaitGroups, Once, goroutine creation, for the happens-before analysis.
   bool sync = false;
   bool reads = false;                ///< with sync: also map reads (runtime.mapaccess*)
+  /// Also probe runtime.gcMarkTermination (SiteKind::kGcMarkTermination), so that the front
+  /// end can scan the heap after each GC cycle (take_gc_marks(), add_heap_scan()), and the
+  /// conversions of integers back to pointers (kConvert): runtime.checkptrArithmetic when
+  /// the program has it, and CONVERT_HOOKS.
+  bool dangling = false;
+  /// "FUNC" or "FUNC:REG": functions whose entry converts an integer back to a pointer;
+  /// REG holds the integer (default rax, the first integer argument of Go's register ABI).
+  std::vector<std::string> convert_hooks;
 };
 
 /// True when the CPU says it runs under a hypervisor (the "hypervisor" flag in
@@ -81,7 +90,8 @@ struct PlannedSite {
 /// after the map sites: they get debug registers only when the map sites leave some.
 Result<std::vector<PlannedSite>> plan_sites(const GoBinary& bin, const std::vector<std::string>& hw_first,
                                             std::vector<std::string>& warnings, bool sync = false,
-                                            bool reads = false);
+                                            bool reads = false, bool dangling = false,
+                                            const std::vector<std::string>& convert_hooks = {});
 
 struct RecordStats {
   uint64_t events = 0;    ///< written to the trace
@@ -108,6 +118,14 @@ class Recorder {
   const std::vector<PlannedSite>& sites() const { return sites_; }
   const std::vector<std::string>& warnings() const { return warnings_; }
   const trace::Header& header() const { return header_; }
+  /// GC mark terminations seen since the last call (RecordOptions::dangling).
+  uint64_t take_gc_marks() { return std::exchange(gc_marks_, 0); }
+  /// CLOCK_MONOTONIC time of the latest GC mark termination seen (0: none yet).
+  uint64_t last_gc_mark_ns() const { return last_gc_mark_ns_; }
+  /// Writes a heap scan (JSON) into the trace, after the events recorded so far.
+  Result<void> add_heap_scan(const std::string& json);
+  const GoBinary& binary() const { return *bin_; }
+  int64_t slide() const { return slide_; }
   /// Drains what is left, closes the probes, writes the summary. END_REASON: e.g.
   /// "duration", "interrupted", "target exited (status 2)".
   Result<trace::Summary> finish(const std::string& end_reason);
@@ -137,6 +155,8 @@ class Recorder {
   uint64_t before_armed_ = 0;               ///< hits dropped for that
   uint64_t objects_unread_ = 0;             ///< sync events whose stack-slot object was not read
   uint64_t selects_unread_ = 0;             ///< selects whose cases were not in the stack bytes
+  uint64_t gc_marks_ = 0;                   ///< kGcMarkTermination hits not yet taken
+  uint64_t last_gc_mark_ns_ = 0;
   uint64_t events_ = 0, filtered_ = 0, start_ns_ = 0;
   bool finished_ = false;
 };

@@ -25,6 +25,8 @@ constexpr uint32_t tag(const char (&s)[5]) {
 inline constexpr uint32_t kTagHeader = tag("HEAD");
 inline constexpr uint32_t kTagEvents = tag("EVNT");
 inline constexpr uint32_t kTagSummary = tag("SUMM");
+/// A heap scan taken during the recording (`gort record --dangling`): a JSON payload.
+inline constexpr uint32_t kTagHeapScan = tag("HSCN");
 
 /// The writer closes a block before its payload would pass this size.
 inline constexpr size_t kBlockTarget = 64 * 1024;

@@ -48,9 +48,17 @@ enum class SiteKind : uint8_t {
   /// A map read begins (a runtime.mapaccess* entry; `gort record --reads`): a point in
   /// time, Event::map = the map, Site::op = "read".
   kMapRead = 13,
+  /// runtime.gcMarkTermination's entry (`gort record --dangling`): a GC cycle's marking is
+  /// complete, the world is stopped. The recorder scans the heap right after it.
+  kGcMarkTermination = 14,
+  /// A conversion of an integer back to a pointer (`gort record --dangling`): the entry of
+  /// runtime.checkptrArithmetic (checkptr builds) or of a function the user named
+  /// (--convert-hook); Event::key = the integer converted, Site::op = "convert".
+  kConvert = 15,
 };
 /// "entry", "write-begin", "write-end", "return", "throw", "go-start", "go-exit",
-/// "acquire", "release", "sync-call", "sync-return", "go-create", "map-read"
+/// "acquire", "release", "sync-call", "sync-return", "go-create", "map-read",
+/// "gc-mark-termination", "convert"
 const char* to_string(SiteKind k);
 /// The inverse of to_string(SiteKind); nullopt for an unknown name.
 std::optional<SiteKind> parse_site_kind(std::string_view name);
@@ -164,6 +172,9 @@ class Writer {
   /// later (recorder killed) still holds them. Blocks are written when they fill (64 KiB);
   /// the recorder calls this periodically (e.g. every second) to bound what a kill loses.
   Result<void> flush();
+  /// Writes a heap scan record (a JSON document, `gort record --dangling`; the schema is
+  /// docs/trace-format.md "Heap scans") after the events added so far, flushed first.
+  Result<void> add_heap_scan(const std::string& json);
   /// Writes the summary and closes the file. Summary::events is set to the number of
   /// events added (the count the reader checks against the blocks).
   Result<void> finish(const Summary& s);
@@ -196,6 +207,8 @@ class Reader {
   /// What --partial skipped, one line each ("trace cut short at offset N: ..."); empty
   /// for a complete trace.
   const std::vector<std::string>& notes() const;
+  /// The heap scan records (JSON texts, in file order), known at open().
+  const std::vector<std::string>& heap_scans() const;
  private:
   struct Impl;
   explicit Reader(Impl* impl);

@@ -34,6 +34,7 @@ constexpr std::pair<SiteKind, const char*> kKindNames[] = {
     {SiteKind::kGoExit, "go-exit"},
     {SiteKind::kAcquire, "acquire"}, {SiteKind::kRelease, "release"},       {SiteKind::kSyncCall, "sync-call"},
     {SiteKind::kSyncReturn, "sync-return"}, {SiteKind::kGoCreate, "go-create"}, {SiteKind::kMapRead, "map-read"},
+    {SiteKind::kGcMarkTermination, "gc-mark-termination"}, {SiteKind::kConvert, "convert"},
 };
 }  // namespace
 
@@ -266,6 +267,17 @@ Result<void> Writer::flush() {
   return impl_->flush_block();
 }
 
+Result<void> Writer::add_heap_scan(const std::string& json) {
+  Impl& m = *impl_;
+  if (m.failed) return *m.failed;
+  if (m.finished) return make_error(ErrorKind::kInternal, "{}: heap scan added after finish()", m.path);
+  if (json.size() > c::kMaxRecordPayload)
+    return make_error(ErrorKind::kInternal, "heap scan record of {} bytes is too large", json.size());
+  GORT_TRY_VOID(m.flush_block());
+  auto rec = make_record(c::kTagHeapScan, json);
+  return m.write(rec.data(), rec.size());
+}
+
 Result<void> Writer::finish(const Summary& s) {
   Impl& m = *impl_;
   if (m.finished) return make_error(ErrorKind::kInternal, "{}: finish() called twice", m.path);
@@ -305,6 +317,7 @@ struct Reader::Impl {
   uint64_t first_record = 0;  ///< offset of the first record after the header
   uint64_t events_total = 0;
   std::vector<std::string> notes;
+  std::vector<std::string> heap_scans;
   size_t next_block = 0;
   std::vector<uint8_t> buf;
   std::optional<c::BlockDecoder> dec;
@@ -443,7 +456,7 @@ Result<void> Reader::Impl::scan() {
       return torn(off, fmt::format("a block header torn after {} bytes, ", size - off));
     GORT_TRY_VOID(read_at(off, hdr, sizeof hdr));
     RecordHeader rh = parse_record_header(hdr);
-    bool known = rh.tag == c::kTagEvents || rh.tag == c::kTagSummary;
+    bool known = rh.tag == c::kTagEvents || rh.tag == c::kTagSummary || rh.tag == c::kTagHeapScan;
     if (rh.length > c::kMaxRecordPayload)
       return corrupt("offset {}: {} record length {} is implausible (the file is corrupt)", off, tag_name(rh.tag), rh.length);
     uint64_t end = off + c::kRecordHeaderSize + rh.length;
@@ -454,6 +467,13 @@ Result<void> Reader::Impl::scan() {
     if (rh.tag == c::kTagEvents) {
       blocks.push_back(BlockRef{off, rh.length, rh.count});
       events_total += rh.count;
+      off = end;
+    } else if (rh.tag == c::kTagHeapScan) {
+      std::vector<uint8_t> rec(c::kRecordHeaderSize + rh.length);
+      GORT_TRY_VOID(read_at(off, rec.data(), rec.size()));
+      if (record_crc(rec.data(), rec.data() + c::kRecordHeaderSize, rh.length) != rh.crc)
+        return corrupt("offset {}: heap scan checksum mismatch (the file is corrupt)", off);
+      heap_scans.emplace_back(reinterpret_cast<const char*>(rec.data() + c::kRecordHeaderSize), rh.length);
       off = end;
     } else if (rh.tag == c::kTagSummary) {
       GORT_TRY(off, read_summary(off, rh));
@@ -515,6 +535,7 @@ Result<Reader> Reader::open(const std::string& path, bool partial) {
 
 const Header& Reader::header() const { return impl_->header; }
 const std::optional<Summary>& Reader::summary() const { return impl_->summary; }
+const std::vector<std::string>& Reader::heap_scans() const { return impl_->heap_scans; }
 uint64_t Reader::event_count() const { return impl_->events_total; }
 size_t Reader::block_count() const { return impl_->blocks.size(); }
 const std::vector<std::string>& Reader::notes() const { return impl_->notes; }
