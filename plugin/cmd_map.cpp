@@ -86,28 +86,6 @@ std::string parse_options(char** command, Options& o) {
   return "";
 }
 
-// ADDR: a number, a register ($rbx), or an expression LLDB can evaluate in the frame.
-core::Result<RemoteAddr> eval_addr(lldb::SBFrame frame, const std::string& s) {
-  if (auto n = parse_uint(s)) return RemoteAddr(*n);
-  if (s.size() > 1 && s[0] == '$' && frame.IsValid()) {
-    lldb::SBValue r = frame.FindRegister(s.c_str() + 1);
-    if (r.IsValid()) return RemoteAddr(r.GetValueAsUnsigned());
-  }
-  if (frame.IsValid()) {
-    lldb::SBValue v = frame.GetValueForVariablePath(s.c_str());
-    if (!v.IsValid() || v.GetError().Fail()) v = frame.EvaluateExpression(s.c_str());
-    if (v.IsValid() && v.GetError().Success()) {
-      lldb::SBError err;
-      uint64_t x = v.GetValueAsUnsigned(err, 0);
-      if (err.Success()) return RemoteAddr(x);
-    }
-  }
-  return core::make_error(core::ErrorKind::kBadInput,
-                          "cannot evaluate '{}' to an address; give hex (0xc000012345), a register ($rbx) "
-                          "or a variable",
-                          s);
-}
-
 // The (map, type) arguments of the map function the frame is stopped at the entry of.
 struct EntryArgs {
   std::string func;
@@ -221,7 +199,7 @@ class MapCommand : public lldb::SBCommandPluginInterface {
     RemoteAddr map_addr;
     std::string source = "argument";
     if (o.addr) {
-      auto a = eval_addr(frame, *o.addr);
+      auto a = eval_address(frame, *o.addr);
       if (!a) return fail(result, a.error().message);
       map_addr = *a;
     } else if (entry) {
@@ -241,7 +219,7 @@ class MapCommand : public lldb::SBCommandPluginInterface {
     std::optional<core::MapTypeInfo> type;
     std::string no_type_hint;
     if (o.type) {
-      auto ta = eval_addr(frame, *o.type);
+      auto ta = eval_address(frame, *o.type);
       if (!ta) return fail(result, ta.error().message);
       auto t = core::read_map_type(mem, b.layouts(), b.map_impl(), *ta);
       if (!t) return fail(result, fmt::format("--type {}: {}", *o.type, t.error().message));

@@ -10,6 +10,7 @@ void register_commands(lldb::SBCommand& root) {
   register_break_commands(root);
   register_record_commands(root);
   register_crash_commands(root);
+  register_heap_commands(root);
 }
 
 }  // namespace gort::plugin

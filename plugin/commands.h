@@ -12,4 +12,5 @@ void register_goroutine_commands(lldb::SBCommand& root);  // cmd_goroutines.cpp:
 void register_break_commands(lldb::SBCommand& root);  // cmd_break.cpp: gort break maps/clear, gort watch map, gort hit
 void register_record_commands(lldb::SBCommand& root);  // cmd_record.cpp: gort record start/stop
 void register_crash_commands(lldb::SBCommand& root);  // cmd_crash.cpp: gort crash (postmortem on a core)
+void register_heap_commands(lldb::SBCommand& root);  // cmd_heap.cpp: gort ptr, gort heap scan/ptr
 }  // namespace gort::plugin

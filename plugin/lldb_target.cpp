@@ -5,6 +5,7 @@
 #include "plugin/lldb_target.h"
 
 #include "plugin/go_setup.h"
+#include "core/util/strings.h"
 
 #include <fmt/format.h>
 
@@ -86,6 +87,36 @@ core::Result<GoTarget> open_go_target(lldb::SBDebugger& debugger) {
   if (!t.mem) t.mem = std::make_unique<LldbMemory>(t.process);
   t.threads = std::make_unique<LldbThreads>(t.process);
   return t;
+}
+
+core::Result<core::RemoteAddr> eval_address(lldb::SBFrame frame, const std::string& s) {
+  uint64_t n = 0;
+  bool hex = s.starts_with("0x") || s.starts_with("0X");
+  if (hex ? s.size() > 2 && core::parse_hex(s, n) : core::parse_u64(s, n)) return core::RemoteAddr(n);
+  if (s.size() > 1 && s[0] == '$' && frame.IsValid()) {
+    lldb::SBValue r = frame.FindRegister(s.c_str() + 1);
+    if (r.IsValid()) return core::RemoteAddr(r.GetValueAsUnsigned());
+  }
+  if (frame.IsValid()) {
+    lldb::SBValue v = frame.GetValueForVariablePath(s.c_str());
+    if (!v.IsValid() || v.GetError().Fail()) v = frame.EvaluateExpression(s.c_str());
+    if (v.IsValid() && v.GetError().Success()) {
+      lldb::SBError err;
+      uint64_t x = v.GetValueAsUnsigned(err, 0);
+      if (err.Success()) return core::RemoteAddr(x);
+    }
+    // A symbol's address (LLDB has no Go expressions: `main.handles` is not a variable to it).
+    lldb::SBTarget target = frame.GetThread().GetProcess().GetTarget();
+    lldb::SBSymbolContextList syms = target.FindSymbols(s.c_str());
+    for (uint32_t i = 0; i < syms.GetSize(); ++i) {
+      lldb::addr_t a = syms.GetContextAtIndex(i).GetSymbol().GetStartAddress().GetLoadAddress(target);
+      if (a != LLDB_INVALID_ADDRESS) return core::RemoteAddr(a);
+    }
+  }
+  return core::make_error(core::ErrorKind::kBadInput,
+                          "cannot evaluate '{}' to an address; give hex (0xc000012345), a register ($rbx), "
+                          "a variable or a symbol",
+                          s);
 }
 
 }  // namespace gort::plugin

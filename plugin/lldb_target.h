@@ -10,6 +10,7 @@
 #include <lldb/API/LLDB.h>
 
 #include <memory>
+#include <string>
 
 namespace gort::plugin {
 
@@ -48,5 +49,9 @@ struct GoTarget {
 /// SIGURG (pass silently) on the target, so the next `continue` is not stopped by Go's
 /// preemption signals. Errors are one line with a hint.
 core::Result<GoTarget> open_go_target(lldb::SBDebugger& debugger);
+
+/// An address argument: hex (0x...) or decimal, a register of FRAME ($rbx), or a variable
+/// or expression LLDB can evaluate in FRAME. kBadInput with a hint otherwise.
+core::Result<core::RemoteAddr> eval_address(lldb::SBFrame frame, const std::string& s);
 
 }  // namespace gort::plugin

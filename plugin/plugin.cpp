@@ -12,7 +12,7 @@ namespace lldb {
 __attribute__((visibility("default"))) bool PluginInitialize(lldb::SBDebugger debugger) {
   lldb::SBCommandInterpreter interp = debugger.GetCommandInterpreter();
   lldb::SBCommand gort = interp.AddMultiwordCommand(
-      "gort", "Go runtime-aware debugging (gort): goroutines, maps, map-write and write-barrier breakpoints.");
+      "gort", "Go runtime-aware debugging (gort): goroutines, maps, the heap, map-write and write-barrier breakpoints.");
   if (!gort.IsValid()) return false;
   gort::plugin::register_commands(gort);
   gort::plugin::install_leave_guards(debugger);

@@ -10,6 +10,7 @@
 // final; any other time it judges against the last completed cycle (heap.h: live()).
 
 #include "core/binary/go_binary.h"
+#include "core/disasm/global_writers.h"
 #include "core/goruntime/addr_info.h"
 #include "core/goruntime/goroutines.h"
 #include "core/goruntime/heap.h"
@@ -31,6 +32,11 @@ struct DanglingHolder {
   /// kHeap: the globals whose words point into that object ("main.handles (.bss)"):
   /// the variable that owns the holding slice or struct.
   std::vector<std::string> referenced_from;
+  /// kGlobal: the functions whose code stores to the global holding the word; kHeap: to the
+  /// referenced_from globals (the code that filled the holding slice): "main.register
+  /// (main.go:60)". Static (core/disasm/global_writers.h): empty when the binary has no
+  /// symbols for its globals (stripped).
+  std::vector<std::string> filled_by;
   uint64_t goid = 0;                                ///< kStack
   std::string frame;                                ///< kStack: "main.f (main.go:12)"
 };
@@ -67,6 +73,7 @@ struct ScanStats {
   /// an object only runtime globals reference): it keeps addresses in uintptr fields by design.
   uint64_t runtime_holders = 0;
   double seconds = 0;
+  double filled_by_seconds = 0;  ///< of SECONDS: finding the code that stores to the holders' globals
   double gb_per_s() const { return seconds > 0 ? double(bytes_scanned) / seconds / 1e9 : 0; }
 };
 
@@ -83,7 +90,7 @@ ScanResult scan_dangling(const Memory& mem, const GoBinary& bin, int64_t slide, 
 
 /// JSON: {"heap": {"gc_cycles", "phase", "sweepgen", "green_tea"}, "findings": [{"kind":
 /// "dangling-pointer", "holder": {"kind", "addr", "text", "object", "referenced_from",
-/// "goroutine", "frame"}, "target": {"value", "base", "size", "state", "sizeclass",
+/// "filled_by", "goroutine", "frame"}, "target": {"value", "base", "size", "state", "sizeclass",
 /// "noscan"}, "gc_cycle", "established_by"}], "stats": {...}, "notes": [...]}.
 nlohmann::json to_json(const ScanResult& r);
 std::string to_text(const ScanResult& r);

@@ -1,8 +1,9 @@
 """gort heap scan / gort heap ptr / gort postmortem --ptr on samples/dangling: a handle
 table of uintptrs whose objects were dropped and collected (every stale handle must be
-reported, held by main.handles' array; no handle whose object is kept alive), and the
-controls (kept: every object also kept alive; random: large random integers everywhere)
-with zero findings. The process runs on after each scan; a core gives the same answer."""
+reported, held by main.handles' array and filled by main.register; no handle whose
+object is kept alive), and the controls (kept: every object also kept alive; random: large
+random integers everywhere) with zero findings. The process runs on after each scan; a
+core gives the same answer."""
 import json
 import os
 import re
@@ -51,6 +52,10 @@ def check_stale(rep, run):
                 and any(r.startswith("main.handles") or r.startswith(".bss") or r.startswith(".noptrbss")
                         or r.startswith(".data") for r in f["holder"]["referenced_from"])}
     assert in_table == run.stale, ("stale handles not attributed to the handle table", sorted(run.stale - in_table))
+    # ... and to the code that filled it: main.register appends every handle to main.handles
+    for f in rep["findings"]:
+        if any(r.startswith("main.handles") for r in f["holder"]["referenced_from"]):
+            assert any(w.startswith("main.register (main.go:") for w in f["holder"]["filled_by"]), f["holder"]
     for f in rep["findings"]:
         assert f["kind"] == "dangling-pointer" and f["target"]["state"] in ("free", "garbage (unmarked, not yet swept)")
         assert f["gc_cycle"] >= 2 and f["established_by"]
@@ -64,11 +69,28 @@ def test_stale_handles_reported(toolchain, variant):
         check_stale(rep, run)
         assert any("main.handles" in r for f in rep["findings"] for r in f["holder"]["referenced_from"])
         assert rep["stats"]["objects_scanned"] > 0 and rep["heap"]["gc_cycles"] >= 2
+        assert all(f["holder"]["filled_by"] for f in rep["findings"] if "main.handles" in str(f["holder"]))
+        assert rep["stats"]["filled_by_seconds"] < 1.0, rep["stats"]
+        text = run_gort("heap", "scan", "-p", run.pid).stdout
+        assert re.search(r"filled by: .*main\.register \(main\.go:\d+\)", text), text[:2000]
         # the target runs on, and the bug is real: the stale handles now read other objects
         rc, out, err = run.finish()
         assert rc == 0, err
         m = re.search(r"reading another object: (\d+) of (\d+)", out)
         assert m and int(m.group(2)) == len(run.stale), out
+    finally:
+        run.p.kill()
+
+
+def test_stripped_no_filled_by(toolchain):
+    """Stripped: no symbols for globals, so no variable to find the writers of (docs/heap.md)."""
+    run = Running(build_sample(toolchain, "dangling", "stripped"), "stale")
+    try:
+        rep = scan("-p", run.pid)
+        targets = {int(f["target"]["value"], 16) for f in rep["findings"]}
+        assert run.stale <= targets, sorted(run.stale - targets)
+        assert all(f["holder"].get("filled_by", []) == [] for f in rep["findings"]), rep["findings"][:3]
+        assert run.finish()[0] == 0
     finally:
         run.p.kill()
 
