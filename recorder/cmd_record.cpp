@@ -22,6 +22,9 @@
 #include <fmt/core.h>
 
 #include <fcntl.h>
+#include <dirent.h>
+#include <poll.h>
+#include <sys/prctl.h>
 #include <sys/ptrace.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -122,43 +125,126 @@ struct HeapScans {
   std::string last_error;
 };
 
-/// Holds PID stopped, scans its heap (core/analysis/dangling.h), lets it go, and writes the
-/// scan into the trace with the pause it cost.
-void scan_after_gc(core::record::Recorder& r, int pid, HeapScans& hs, bool quiet) {
-  uint64_t t0 = core::monotonic_ns();
-  auto fail = [&](const core::Error& e) {
-    hs.failed++;
-    if (e.message != hs.last_error && !quiet) fmt::print(stderr, "\ngort record: heap scan skipped: {}\n", e.message);
-    hs.last_error = e.message;
+/// Read end of a pipe whose write end only gort's main process holds: it reads EOF once
+/// gort dies. Created before any perf fd, so that a killed gort closes it first: its perf
+/// fds (uprobes) take the kernel seconds to close, and a scan must not hold the program
+/// stopped that long.
+int g_death_fd = -1, g_death_wfd = -1;
+
+/// Runs in the scan child: the heap scan of PID as JSON, written to OUT_FD.
+[[noreturn]] void scan_child(const core::record::Recorder& r, int pid, int out_fd) {
+  // Drop the inherited perf fds (and every other): if gort dies, this process's references
+  // could be the last ones, and it would then remove every uprobe (seconds) in its exit
+  // before the kernel detached it from the program it holds stopped.
+  {
+    std::vector<int> fds;
+    if (DIR* d = ::opendir("/proc/self/fd")) {
+      while (dirent* e = ::readdir(d))
+        if (e->d_name[0] >= '0' && e->d_name[0] <= '9') fds.push_back(std::atoi(e->d_name));
+      ::closedir(d);
+    }
+    for (int fd : fds)
+      if (fd > 2 && fd != out_fd && fd != g_death_fd) ::close(fd);
+  }
+  ::prctl(PR_SET_PDEATHSIG, SIGKILL);
+  auto write_all = [&](const std::string& s) {
+    size_t off = 0;
+    while (off < s.size()) {
+      ssize_t n = ::write(out_fd, s.data() + off, s.size() - off);
+      if (n < 0 && errno == EINTR) continue;
+      if (n <= 0) break;
+      off += size_t(n);
+    }
   };
+  auto gort_died = [] {
+    pollfd p{g_death_fd, POLLIN, 0};
+    return ::poll(&p, 1, 0) > 0;
+  };
+  auto fail = [&](const core::Error& e) {
+    write_all(nlohmann::json{{"error", e.message}}.dump());
+    ::_exit(1);
+  };
+  uint64_t t0 = core::monotonic_ns();
+  if (gort_died()) ::_exit(1);
   auto freeze = ProcessFreeze::stop(pid);
-  if (!freeze) return fail(freeze.error());
+  if (!freeze) fail(freeze.error());
   uint64_t t_stopped = core::monotonic_ns();
   auto mem = core::ProcMemory::open(pid);
-  if (!mem) return fail(mem.error());
+  if (!mem) fail(mem.error());
   const core::GoBinary& bin = r.binary();
   auto heap = core::Heap::open(**mem, bin, r.slide());
-  if (!heap) return fail(heap.error());
+  if (!heap) fail(heap.error());
   auto gs = all_goroutines(**mem, bin, r.slide());
   core::analysis::ScanOptions so;
+  so.progress = [&](uint64_t, uint64_t) {
+    if (gort_died()) {
+      freeze->reset();  // let the program go now, not when the kernel is done with gort
+      ::_exit(1);
+    }
+  };
   auto res = core::analysis::scan_dangling(**mem, bin, r.slide(), *heap, gs, (*freeze)->threads(), so);
   freeze->reset();  // the program runs again
   uint64_t t1 = core::monotonic_ns();
-  hs.scans++;
-  hs.pauses_ns.push_back(t1 - t0);
-  hs.max_findings = std::max<uint64_t>(hs.max_findings, res.findings.size());
   auto j = core::analysis::to_json(res);
   j["time_ns"] = t0;
   j["mark_ns"] = r.last_gc_mark_ns();
   j["pause_ns"] = t1 - t0;
   j["stop_ns"] = t_stopped - t0;
-  if (auto w = r.add_heap_scan(j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace)); !w)
-    return fail(w.error());
-  if (!quiet && res.findings.size() != hs.last_findings)
+  write_all(j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace));
+  ::_exit(0);
+}
+
+/// Holds PID stopped, scans its heap (core/analysis/dangling.h), lets it go, and writes the
+/// scan into the trace with the pause it cost. The ptrace work runs in a child process:
+/// if gort is killed, the child sees it (g_death_fd) and detaches at once.
+void scan_after_gc(core::record::Recorder& r, int pid, HeapScans& hs, bool quiet) {
+  auto fail = [&](const std::string& e) {
+    hs.failed++;
+    if (e != hs.last_error && !quiet) fmt::print(stderr, "\ngort record: heap scan skipped: {}\n", e);
+    hs.last_error = e;
+  };
+  int fds[2];
+  if (::pipe2(fds, O_CLOEXEC) != 0) return fail(fmt::format("pipe: {}", std::strerror(errno)));
+  std::fflush(stderr);
+  pid_t child = ::fork();
+  if (child < 0) {
+    ::close(fds[0]);
+    ::close(fds[1]);
+    return fail(fmt::format("fork: {}", std::strerror(errno)));
+  }
+  if (child == 0) {
+    ::close(fds[0]);
+    ::close(g_death_wfd);  // only gort's main process may hold it
+    scan_child(r, pid, fds[1]);
+  }
+  ::close(fds[1]);
+  std::string out;
+  char buf[65536];
+  for (;;) {
+    ssize_t n = ::read(fds[0], buf, sizeof buf);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) break;
+    out.append(buf, size_t(n));
+  }
+  ::close(fds[0]);
+  int st = 0;
+  while (::waitpid(child, &st, 0) < 0 && errno == EINTR) {
+  }
+  auto j = nlohmann::json::parse(out, nullptr, false);
+  if (j.is_discarded() || !j.is_object())
+    return fail(fmt::format("the scan process ended without a result ({})", describe_status(st).substr(7)));
+  if (j.contains("error")) return fail(j["error"].get<std::string>());
+  uint64_t pause = j.value("pause_ns", uint64_t{0});
+  hs.scans++;
+  hs.pauses_ns.push_back(pause);
+  size_t n = j["findings"].size();
+  hs.max_findings = std::max<uint64_t>(hs.max_findings, n);
+  if (auto w = r.add_heap_scan(out); !w) return fail(w.error().message);
+  if (!quiet && n != hs.last_findings)
     fmt::print(stderr, "\rgort record: GC cycle {}: {} dangling pointer{} ({:.1f} MB scanned, paused {:.1f} ms)\n",
-               res.heap.numgc, res.findings.size(), res.findings.size() == 1 ? "" : "s",
-               res.stats.bytes_scanned / 1048576.0, (t1 - t0) / 1e6);
-  hs.last_findings = res.findings.size();
+               j["heap"].value("gc_cycles", 0u), n, n == 1 ? "" : "s",
+               j["stats"].value("bytes_scanned", uint64_t{0}) / 1048576.0, pause / 1e6);
+  hs.last_findings = n;
 }
 
 /// Launches CMD stopped right after its exec (see the file comment). Returns its pid.
@@ -259,6 +345,10 @@ std::string human_bytes(uint64_t b) {
 
 int record(Options& o) {
   bool launched = !o.command.empty();
+  if (o.rec.dangling && g_death_fd < 0) {
+    int fds[2];
+    if (::pipe2(fds, O_CLOEXEC) == 0) g_death_fd = fds[0], g_death_wfd = fds[1];  // open until gort exits
+  }
   int pid = o.pid;
   if (launched) {
     auto child = launch_stopped(o.command);

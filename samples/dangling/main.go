@@ -9,6 +9,9 @@
 //	dangling random   no handles, but slices and globals full of large random 64-bit
 //	                  integers (hashes, counters, timestamps): no finding.
 //	dangling bench MB a live heap of MB megabytes (for scripts/bench), plus the stale mode.
+//	dangling churn S  kept handles, and S seconds of allocation with a GC every ~10 ms;
+//	                  checks every kept object through its handle, prints "churn ok N GCs"
+//	                  (the target of gort's kill-during-recording tests). No stdin wait.
 //
 // Each mode prints one line "handles stale=0x..,0x.. kept=0x..,.." (addresses in hex), then
 // "ready pid=P" and waits for a line on stdin; then it reuses the memory and reads through
@@ -23,6 +26,7 @@ import (
 	"runtime"
 	"strconv"
 	"strings"
+	"time"
 	"unsafe"
 )
 
@@ -127,6 +131,14 @@ func main() {
 			ballast = append(ballast, b)
 		}
 		stale, kept = fillStale(64, false)
+	case "churn":
+		secs, err := strconv.ParseFloat(os.Args[2], 64)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "churn SECONDS")
+			os.Exit(2)
+		}
+		churn(secs)
+		return
 	default:
 		fmt.Fprintln(os.Stderr, "unknown mode", os.Args[1])
 		os.Exit(2)
@@ -152,4 +164,34 @@ func main() {
 	runtime.KeepAlive(live)
 	runtime.KeepAlive(reuse)
 	runtime.KeepAlive(ballast)
+}
+
+// churn: allocation and frequent GCs while kept handles must stay valid.
+func churn(secs float64) {
+	_, kept := fillStale(64, true)
+	fmt.Printf("ready pid=%d\n", os.Getpid())
+	deadline := time.Now().Add(time.Duration(secs * float64(time.Second)))
+	var garbage [][]byte
+	var before runtime.MemStats
+	runtime.ReadMemStats(&before)
+	for time.Now().Before(deadline) {
+		for i := 0; i < 200; i++ {
+			garbage = append(garbage, make([]byte, 1024+i))
+			if len(garbage) > 4096 {
+				garbage = garbage[:0]
+			}
+		}
+		for i, h := range kept {
+			if r := lookup(h); r.magic != magic || r.id != uint64(i) {
+				fmt.Printf("churn BROKEN: handle %d reads id %d magic %#x\n", i, r.id, r.magic)
+				os.Exit(1)
+			}
+		}
+		runtime.GC()
+		time.Sleep(10 * time.Millisecond)
+	}
+	var after runtime.MemStats
+	runtime.ReadMemStats(&after)
+	fmt.Printf("churn ok %d GCs\n", after.NumGC-before.NumGC)
+	runtime.KeepAlive(live)
 }
