@@ -176,6 +176,7 @@ int g_death_fd = -1, g_death_wfd = -1;
   if (!heap) fail(heap.error());
   auto gs = all_goroutines(**mem, bin, r.slide());
   core::analysis::ScanOptions so;
+  so.reached_holders_only = true;  // right after a cycle: what that cycle found reachable
   so.progress = [&](uint64_t, uint64_t) {
     if (gort_died()) {
       freeze->reset();  // let the program go now, not when the kernel is done with gort

@@ -174,7 +174,10 @@ struct Scanner {
         if (s.elemsize <= kChunk) len = std::max<uint64_t>(len / s.elemsize, 1) * s.elemsize;
         uint64_t first = off / s.elemsize, last = (off + len - 1) / s.elemsize;
         bool any = false;
-        for (uint64_t i = first; i <= last && !any; i++) any = heap.live(s, *b, i);
+        auto holder = [&](uint64_t i) {
+          return opts.reached_holders_only ? heap.reached(s, *b, i) : heap.live(s, *b, i);
+        };
+        for (uint64_t i = first; i <= last && !any; i++) any = holder(i);
         if (!any) {
           off += len;
           continue;
@@ -186,7 +189,7 @@ struct Scanner {
           continue;
         }
         for (uint64_t i = first; i <= last; i++) {
-          if (!heap.live(s, *b, i)) continue;
+          if (!holder(i)) continue;
           uint64_t obj_off = i * s.elemsize;
           uint64_t from = std::max(obj_off, off), to = std::min(obj_off + s.elemsize, off + len);
           if (from == obj_off) out.stats.objects_scanned++;

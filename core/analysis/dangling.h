@@ -59,6 +59,11 @@ struct DanglingFinding {
 
 struct ScanOptions {
   bool stacks = false;         ///< scan goroutine stacks too (no stack maps: dead slots can be stale pointers)
+  /// Heap holders only among the objects the last completed cycle marked (Heap::reached),
+  /// not those allocated since: right after a cycle (gort record --dangling) that is the
+  /// memory the GC found reachable; objects allocated after it are scanned at the next
+  /// cycle. Off (a snapshot): every allocated object counts.
+  bool reached_holders_only = false;
   size_t max_findings = 10000;
   /// Called now and then with (bytes scanned, bytes to scan) for progress.
   std::function<void(uint64_t, uint64_t)> progress;

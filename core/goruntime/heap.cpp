@@ -212,6 +212,14 @@ bool Heap::live(const SpanInfo& s, const SpanBits& b, uint64_t i) const {
   return true;
 }
 
+bool Heap::reached(const SpanInfo& s, const SpanBits& b, uint64_t i) const {
+  if (state_.phase != GcPhase::kOff) return live(s, b, i);
+  if (unswept(s.sweep) || s.sweep == SweepState::kSweeping) return b.marked(i);
+  if (s.sweep == SweepState::kSwept || s.sweep == SweepState::kCachedSwept)
+    return i / 8 < b.alloc.size() && (b.alloc[i / 8] >> (i % 8)) & 1;
+  return live(s, b, i);
+}
+
 Result<HeapObject> Heap::object_in(const SpanInfo& s, uint64_t i) const {
   GORT_TRY(auto b, bits(s));
   return object_at(s, b, i);

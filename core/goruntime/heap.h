@@ -113,6 +113,11 @@ class Heap {
   Result<SpanBits> bits(const SpanInfo& s) const;
   /// Liveness of slot I of S with BITS (see HeapObject::live).
   bool live(const SpanInfo& s, const SpanBits& b, uint64_t i) const;
+  /// Whether the last completed cycle marked slot I (GC off): its mark bits while S waits
+  /// for (or is in) its sweep; its allocation bits once swept (the sweep made them that
+  /// cycle's marks: objects allocated since are counted by freeindex only). An object
+  /// allocated after the cycle was not reached. While the GC runs: live().
+  bool reached(const SpanInfo& s, const SpanBits& b, uint64_t i) const;
   /// The object of index I in S, given S's BITS (object_in reads them itself).
   HeapObject object_at(const SpanInfo& s, const SpanBits& b, uint64_t i) const;
 
