@@ -78,6 +78,27 @@ def test_stale_handles_and_their_conversions(toolchain, variant, tmp_path):
     assert "referenced from: main.handles" in text and "main.lookup(0x" in text, text
 
 
+def test_checkptr_build_conversion_recorded(toolchain, tmp_path):
+    """A checkptr build (-gcflags=all=-d=checkptr) calls runtime.checkptrArithmetic for
+    unsafe.Pointer(h): gort records it without any hook. checkptr itself then kills the
+    program at that first conversion ("pointer arithmetic result points to invalid
+    allocation"), and the recording names that conversion and its stack."""
+    exe = build_sample(toolchain, "dangling", "checkptr")
+    trace = tmp_path / "cp.trace"
+    stale, _, p = record(exe, "stale", trace)
+    time.sleep(1.0)
+    out, err = p.communicate("go\n", timeout=120)
+    assert p.returncode == 0, err  # gort's status; the program's is in its summary
+    assert "exited with status 2" in err and "checkptr" in err, err[-2000:]
+    rep, fs = report(trace)
+    conv = [c for f in fs for c in f["conversions"]]
+    assert conv, rep["stats"]["dangling"]
+    c = conv[0]
+    assert c["function"] == "runtime.checkptrArithmetic" and int(c["value"], 16) in stale, c
+    funcs = [fr["function"] for fr in c["stack"]]
+    assert "main.lookup" in funcs and "main.main" in funcs, funcs
+
+
 @pytest.mark.parametrize("mode", ["kept", "random"])
 def test_controls_no_findings(toolchain, mode, tmp_path):
     exe = build_sample(toolchain, "dangling")
