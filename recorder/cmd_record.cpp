@@ -161,9 +161,12 @@ int g_death_fd = -1, g_death_wfd = -1;
     return ::poll(&p, 1, 0) > 0;
   };
   auto fail = [&](const core::Error& e) {
-    write_all(nlohmann::json{{"error", e.message}}.dump());
+    write_all(nlohmann::json{{"error", e.message}}.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace));
     ::_exit(1);
   };
+  // Ctrl-C reaches this process too (same process group): die, which detaches.
+  ::signal(SIGINT, SIG_DFL);
+  ::signal(SIGTERM, SIG_DFL);
   uint64_t t0 = core::monotonic_ns();
   if (gort_died()) ::_exit(1);
   auto freeze = ProcessFreeze::stop(pid);
@@ -183,7 +186,13 @@ int g_death_fd = -1, g_death_wfd = -1;
       ::_exit(1);
     }
   };
-  auto res = core::analysis::scan_dangling(**mem, bin, r.slide(), *heap, gs, (*freeze)->threads(), so);
+  core::analysis::ScanResult res;
+  try {
+    res = core::analysis::scan_dangling(**mem, bin, r.slide(), *heap, gs, (*freeze)->threads(), so);
+  } catch (const std::exception& e) {
+    freeze->reset();
+    fail(core::Error{core::ErrorKind::kInternal, std::string("heap scan failed: ") + e.what()});
+  }
   freeze->reset();  // the program runs again
   uint64_t t1 = core::monotonic_ns();
   auto j = core::analysis::to_json(res);
@@ -221,7 +230,16 @@ void scan_after_gc(core::record::Recorder& r, int pid, HeapScans& hs, bool quiet
   ::close(fds[1]);
   std::string out;
   char buf[65536];
+  bool interrupted = false;
   for (;;) {
+    pollfd pf{fds[0], POLLIN, 0};
+    int pr = ::poll(&pf, 1, 100);
+    if (g_stop && !interrupted) {  // Ctrl-C: do not wait for the scan; killing it detaches
+      ::kill(child, SIGKILL);
+      interrupted = true;
+    }
+    if (pr < 0 && errno == EINTR) continue;
+    if (pr == 0) continue;
     ssize_t n = ::read(fds[0], buf, sizeof buf);
     if (n < 0 && errno == EINTR) continue;
     if (n <= 0) break;
@@ -231,6 +249,7 @@ void scan_after_gc(core::record::Recorder& r, int pid, HeapScans& hs, bool quiet
   int st = 0;
   while (::waitpid(child, &st, 0) < 0 && errno == EINTR) {
   }
+  if (interrupted) return fail("interrupted");
   auto j = nlohmann::json::parse(out, nullptr, false);
   if (j.is_discarded() || !j.is_object())
     return fail(fmt::format("the scan process ended without a result ({})", describe_status(st).substr(7)));
@@ -565,7 +584,19 @@ int run_record(const Args& args) {
       o.rec.dangling = true;
     } else if (tok == "--convert-hook") {
       if (!need("function names")) return kExitUsage;
-      for (auto& f : core::split_list(v)) o.rec.convert_hooks.push_back(f);
+      // Split at commas outside [...]: a generic instantiation has commas of its own.
+      std::string cur;
+      int depth = 0;
+      for (char c : v + ",") {
+        if (c == '[') depth++;
+        if (c == ']' && depth > 0) depth--;
+        if (c == ',' && depth == 0) {
+          if (!cur.empty()) o.rec.convert_hooks.push_back(cur);
+          cur.clear();
+        } else {
+          cur += c;
+        }
+      }
     } else if (tok == "-q" || tok == "--quiet") {
       o.quiet = true;
     } else if (tok == "-h" || tok == "--help") {

@@ -473,8 +473,12 @@ struct Report {
         fmt::format_to(B, "  filled by (code that stores to it): {}\n", by);
       }
       uint32_t c0 = UINT32_MAX, c1 = 0;
-      uint64_t conv = 0;
-      for (auto* f : fs) c0 = std::min(c0, f->first_cycle), c1 = std::max(c1, f->last_cycle), conv += f->conversion_count;
+      std::set<uint64_t> conv_ids;  // one conversion can match several of the group's findings
+      for (auto* f : fs) {
+        c0 = std::min(c0, f->first_cycle), c1 = std::max(c1, f->last_cycle);
+        conv_ids.insert(f->conversion_ids.begin(), f->conversion_ids.end());
+      }
+      uint64_t conv = conv_ids.size();
       fmt::format_to(B, "  seen after GC cycle{} {}{}\n", c0 == c1 ? "" : "s", c0, c0 == c1 ? "" : fmt::format("..{}", c1));
       size_t shown = 0;
       for (auto* f : fs) {
@@ -484,7 +488,8 @@ struct Report {
         }
         fmt::format_to(B, "    {} = {} -> {} B object at {}, {}\n", f->holder.value("text", "?"),
                        f->target.value("value", "?"), f->target.value("size", 0),
-                       f->target["base"].is_string() ? f->target["base"].get<std::string>() : "(freed pages)",
+                       f->target.value("base", nlohmann::json()).is_string() ? f->target["base"].get<std::string>()
+                                                                             : "(freed pages)",
                        f->target.value("state", "?"));
       }
       fmt::format_to(B, "  established by: {}\n", f0.established_by);
@@ -1035,10 +1040,10 @@ int run_report(const Args& args) {
   if (an::has_sync_sites(h)) hb.emplace(h);
   std::optional<an::DanglingTrace> dt;
   tr::GoidResolver goids(h);
-  if (!reader->heap_scans().empty()) {
+  {
     auto d = an::DanglingTrace::create(h, reader->heap_scans());
     if (!d) return report_error(d.error());
-    dt.emplace(std::move(*d));
+    if (d->enabled()) dt.emplace(std::move(*d));
   }
   tr::Event e;
   for (;;) {

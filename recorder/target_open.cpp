@@ -101,7 +101,10 @@ core::Result<std::unique_ptr<ProcessFreeze>> ProcessFreeze::stop(int pid) {
       f->sigs_.push_back(0);
       ptrace(PTRACE_INTERRUPT, tid, nullptr, nullptr);
       int st = 0;
-      if (waitpid(tid, &st, __WALL) == tid) {
+      pid_t w;
+      while ((w = waitpid(tid, &st, __WALL)) < 0 && errno == EINTR) {
+      }
+      if (w == tid) {
         if (WIFEXITED(st) || WIFSIGNALED(st)) {
           f->tids_.pop_back();
           f->sigs_.pop_back();

@@ -7,6 +7,7 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <array>
 #include <chrono>
 #include <cstring>
 #include <optional>
@@ -365,6 +366,24 @@ struct Scanner {
 
   // The runtime's own holders out: mheap_, runtime globals (by name), g structs, and heap
   // objects that only runtime globals reference (a p, an m).
+  /// The holder is a g's stack.hi (one past the stack's end, so it can land on the next
+  /// span's first object) in a g gort has no list of: a stripped binary's g0 or gsignal
+  /// (without runtime.allm). Recognised by its shape: a pointerful object of a g's size,
+  /// the word at g.stack.hi, and g.stack.lo before it a power-of-two stack size below.
+  bool g_stack_bound(const DanglingFinding& f) const {
+    const RuntimeLayouts& L = bin.layouts();
+    if (!L.has(L.g_size) || !L.has(L.g_stack_lo) || !L.has(L.g_stack_hi) || !f.holder.object) return false;
+    const HeapObject& o = *f.holder.object;
+    if (o.span.noscan() || o.size < L.g_size || o.size > L.g_size + L.g_size / 4) return false;
+    if (f.holder.addr - o.base != L.g_stack_hi) return false;
+    std::array<uint8_t, 8> lo_b{};
+    if (!mem.read(o.base + static_cast<int64_t>(L.g_stack_lo), lo_b)) return false;
+    uint64_t lo = 0;
+    std::memcpy(&lo, lo_b.data(), 8);
+    uint64_t size = f.target.value.value() - lo;
+    return lo < f.target.value.value() && size >= 2048 && size <= (1ull << 30) && (size & (size - 1)) == 0;
+  }
+
   void drop_runtime_holders() {
     auto runtime_owned = [&](const DanglingFinding& f) {
       if (f.holder.kind == AddrInfo::Kind::kGlobal) {
@@ -380,6 +399,7 @@ struct Scanner {
       if (auto it = runtime_bases.lower_bound(b); it != runtime_bases.end() && *it < b + f.holder.object->size)
         return true;
       if (runtime_global(header_type(*f.holder.object))) return true;
+      if (g_stack_bound(f)) return true;
       auto& refs = f.holder.referenced_from;
       return !refs.empty() && std::all_of(refs.begin(), refs.end(), [](const std::string& r) {
         return runtime_global(r.substr(0, r.find_first_of(" +")));

@@ -22,7 +22,17 @@ uint64_t hex_field(const nlohmann::json& j, const char* key) {
 }  // namespace
 
 Result<DanglingTrace> DanglingTrace::create(const trace::Header& h, const std::vector<std::string>& scans) {
+  try {
+    return create_unchecked(h, scans);
+  } catch (const nlohmann::json::exception& e) {
+    return make_error(ErrorKind::kBadInput, "a heap scan of the trace has an unexpected shape: {}", e.what());
+  }
+}
+
+Result<DanglingTrace> DanglingTrace::create_unchecked(const trace::Header& h, const std::vector<std::string>& scans) {
   DanglingTrace t;
+  t.enabled_ = !scans.empty();
+  for (auto& s : h.sites) t.enabled_ |= s.kind == trace::SiteKind::kGcMarkTermination;
   for (auto& s : h.sites) {
     t.kinds_.push_back(s.kind);
     t.functions_.push_back(s.function);
@@ -32,12 +42,13 @@ Result<DanglingTrace> DanglingTrace::create(const trace::Header& h, const std::v
   auto& st = t.res_.stats;
   for (size_t i = 0; i < scans.size(); i++) {
     auto j = nlohmann::json::parse(scans[i], nullptr, false);
-    if (j.is_discarded() || !j.is_object() || !j.contains("findings") || !j["findings"].is_array())
+    if (j.is_discarded() || !j.is_object() || !j.contains("findings") || !j["findings"].is_array() ||
+        (j.contains("stats") && !j["stats"].is_object()) || (j.contains("heap") && !j["heap"].is_object()))
       return make_error(ErrorKind::kBadInput, "heap scan {} of the trace is not a gort heap scan (corrupt trace?)", i + 1);
     st.scans++;
     uint64_t time = j.value("time_ns", uint64_t{0});
     uint64_t mark = j.value("mark_ns", uint64_t{0});
-    if (j.contains("pause_ns")) st.pauses_ns.push_back(j["pause_ns"].get<uint64_t>());
+    if (j.contains("pause_ns") && j["pause_ns"].is_number_unsigned()) st.pauses_ns.push_back(j["pause_ns"].get<uint64_t>());
     if (j.contains("stats")) {
       const auto& s = j["stats"];
       st.bytes_scanned += s.value("bytes_scanned", uint64_t{0});
@@ -50,7 +61,9 @@ Result<DanglingTrace> DanglingTrace::create(const trace::Header& h, const std::v
           t.res_.notes.push_back(n.get<std::string>());
     uint32_t cycle = j.contains("heap") ? j["heap"].value("gc_cycles", 0u) : 0u;
     for (auto& f : j["findings"]) {
-      if (!f.is_object() || !f.contains("holder") || !f.contains("target")) continue;
+      if (!f.is_object() || !f.contains("holder") || !f.contains("target") || !f["holder"].is_object() ||
+          !f["target"].is_object())
+        continue;
       uint64_t holder = hex_field(f["holder"], "addr"), value = hex_field(f["target"], "value");
       auto [it, fresh] = by_key.try_emplace({holder, value}, static_cast<uint32_t>(t.res_.findings.size()));
       if (fresh) {
@@ -89,20 +102,24 @@ void DanglingTrace::add(const trace::Event& e) {
     return;
   }
   if (kinds_[e.site] != trace::SiteKind::kConvert || !e.key) return;
-  res_.stats.conversions++;
+  uint64_t id = res_.stats.conversions++;
   uint64_t v = *e.key;
   auto it = std::upper_bound(ranges_.begin(), ranges_.end(), v, [](uint64_t x, const Range& r) { return x < r.lo; });
-  if (it == ranges_.begin()) return;
-  --it;
-  if (v >= it->hi) return;
   bool matched = false;
-  for (uint32_t idx : it->findings) {
-    RecordedDangling& d = res_.findings[idx];
-    if (e.time_ns < d.first_ns) continue;  // the object was still alive then
-    matched = true;
-    d.conversion_count++;
-    if (d.conversions.size() < RecordedDangling::kMaxConversions)
-      d.conversions.push_back(DanglingConversion{e.time_ns, e.tid, e.g, e.goid, v, functions_[e.site], e.stack});
+  // The range just below V, and a few more: a freed-pages byte (found in one scan) can lie
+  // inside an object found in another, after the memory was reused.
+  for (int back = 0; back < 4 && it != ranges_.begin(); back++) {
+    --it;
+    if (v >= it->hi) continue;
+    for (uint32_t idx : it->findings) {
+      RecordedDangling& d = res_.findings[idx];
+      if (e.time_ns < d.first_ns) continue;  // the object was still alive then
+      matched = true;
+      d.conversion_count++;
+      d.conversion_ids.push_back(id);
+      if (d.conversions.size() < RecordedDangling::kMaxConversions)
+        d.conversions.push_back(DanglingConversion{e.time_ns, e.tid, e.g, e.goid, v, functions_[e.site], e.stack});
+    }
   }
   if (matched) res_.stats.conversions_matched++;
 }

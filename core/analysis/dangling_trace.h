@@ -42,6 +42,10 @@ struct RecordedDangling {
   uint64_t last_ns = 0;         ///< the last such scan's time
   std::vector<DanglingConversion> conversions;  ///< the first kMaxConversions
   uint64_t conversion_count = 0;
+  /// Which convert events (their order among the trace's convert events) matched: one
+  /// event can match several findings (one value in many holders), so a group of
+  /// findings counts the union of these.
+  std::vector<uint64_t> conversion_ids;
   static constexpr size_t kMaxConversions = 8;
 };
 
@@ -64,20 +68,23 @@ class DanglingTrace {
  public:
   /// SCANS: Reader::heap_scans(). A scan that is not the JSON gort writes is an error.
   static Result<DanglingTrace> create(const trace::Header& h, const std::vector<std::string>& scans);
-  bool enabled() const { return !ranges_.empty() || res_.stats.scans > 0; }
+  /// Whether the trace was recorded with --dangling (a gc-mark-termination site, or scans).
+  bool enabled() const { return enabled_; }
   void add(const trace::Event& e);
   DanglingTraceResult finish();
 
  private:
   DanglingTrace() = default;
+  static Result<DanglingTrace> create_unchecked(const trace::Header& h, const std::vector<std::string>& scans);
   struct Range {
     uint64_t lo, hi;
     std::vector<uint32_t> findings;
   };
   std::vector<trace::SiteKind> kinds_;
   std::vector<std::string> functions_;
-  std::vector<Range> ranges_;  ///< target objects, sorted by lo, disjoint
+  std::vector<Range> ranges_;  ///< target objects, sorted by lo (a freed-pages byte can lie in a later object)
   DanglingTraceResult res_;
+  bool enabled_ = false;
 };
 
 }  // namespace gort::core::analysis

@@ -214,7 +214,11 @@ bool Heap::live(const SpanInfo& s, const SpanBits& b, uint64_t i) const {
 
 bool Heap::reached(const SpanInfo& s, const SpanBits& b, uint64_t i) const {
   if (state_.phase != GcPhase::kOff) return live(s, b, i);
-  if (unswept(s.sweep) || s.sweep == SweepState::kSweeping) return b.marked(i);
+  if (unswept(s.sweep)) return b.marked(i);
+  // Mid-sweep the marks move into allocBits (and 1.26's inline marks are cleared) before
+  // sweepgen says so: either bitmap may hold them.
+  if (s.sweep == SweepState::kSweeping)
+    return b.marked(i) || (i / 8 < b.alloc.size() && (b.alloc[i / 8] >> (i % 8)) & 1);
   if (s.sweep == SweepState::kSwept || s.sweep == SweepState::kCachedSwept)
     return i / 8 < b.alloc.size() && (b.alloc[i / 8] >> (i % 8)) & 1;
   return live(s, b, i);

@@ -164,23 +164,28 @@ Result<void> add_dangling_sites(const GoBinary& bin, const std::vector<std::stri
   // checkptr builds (-gcflags=all=-d=checkptr, and -race) call it for every conversion of
   // an integer expression to unsafe.Pointer, with the pointer in RAX.
   if (auto cp = bin.func("runtime.checkptrArithmetic")) convert("runtime.checkptrArithmetic", "rax", cp->entry);
-  static const char* kRegs[] = {"rax", "rbx", "rcx", "rdi", "rsi", "r8", "r9", "r10", "r11"};
+  // The integer argument registers of ABIInternal, by our name and Go's assembler name.
+  static const std::pair<const char*, const char*> kRegs[] = {
+      {"rax", "ax"}, {"rbx", "bx"}, {"rcx", "cx"}, {"rdi", "di"}, {"rsi", "si"},
+      {"r8", "r8"},  {"r9", "r9"},  {"r10", "r10"}, {"r11", "r11"}};
   for (auto& h : hooks) {
     std::string fn = h, reg = "rax";
-    if (auto colon = h.rfind(':'); colon != std::string::npos && colon + 1 < h.size() &&
-                                   h.find('/', colon) == std::string::npos) {
-      fn = h.substr(0, colon);
-      reg = h.substr(colon + 1);
+    // FUNC:REG only when REG names a register: a ':' can also be part of a Go name.
+    if (auto colon = h.rfind(':'); colon != std::string::npos) {
+      std::string r = h.substr(colon + 1);
+      for (auto& c : r) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+      for (auto& [ours, gos] : kRegs)
+        if (r == ours || r == gos) {
+          fn = h.substr(0, colon);
+          reg = ours;
+        }
     }
-    if (std::find(std::begin(kRegs), std::end(kRegs), reg) == std::end(kRegs))
-      return make_error(ErrorKind::kBadInput,
-                        "--convert-hook {}: '{}' is not an argument register of Go's ABI (rax rbx rcx rdi rsi r8-r11)", h,
-                        reg);
     auto hf = bin.func(fn);
     if (!hf)
       return make_error(ErrorKind::kBadInput,
-                        "--convert-hook: no function '{}' in {} (give the full name as `go tool nm` prints it, e.g. "
-                        "main.lookup or example.com/pkg.(*Table).Get)",
+                        "--convert-hook: no function '{}' in {} (give the full name as the program's tables "
+                        "spell it, e.g. main.lookup or example.com/pkg.(*Table).Get; `gort symbolize` and `go tool "
+                        "nm` show them; an optional :REG after it names the integer's register, default rax)",
                         fn, bin.elf().path());
     convert(fn, reg, hf->entry);
   }
@@ -498,8 +503,9 @@ Result<size_t> Recorder::pump(int timeout_ms) {
 
 Result<void> Recorder::add_heap_scan(const std::string& json) {
   if (finished_) return make_error(ErrorKind::kInternal, "heap scan after the recording finished");
-  // The scan belongs after every event stamped before it: write those first.
-  GORT_TRY_VOID(flush_batch(monotonic_ns() - kReorderMarginNs));
+  // Where the record sits among the event blocks does not matter (readers collect the
+  // scans at open); flushing held-back events here could write them before events still
+  // in another CPU's ring, out of time order.
   return writer_->add_heap_scan(json);
 }
 

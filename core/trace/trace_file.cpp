@@ -471,8 +471,11 @@ Result<void> Reader::Impl::scan() {
     } else if (rh.tag == c::kTagHeapScan) {
       std::vector<uint8_t> rec(c::kRecordHeaderSize + rh.length);
       GORT_TRY_VOID(read_at(off, rec.data(), rec.size()));
-      if (record_crc(rec.data(), rec.data() + c::kRecordHeaderSize, rh.length) != rh.crc)
+      if (record_crc(rec.data(), rec.data() + c::kRecordHeaderSize, rh.length) != rh.crc) {
+        // The last record of a trace cut short by a crash: its pages may never have landed.
+        if (partial && end == size) return torn(off, "a heap scan record with a bad checksum (torn write), ");
         return corrupt("offset {}: heap scan checksum mismatch (the file is corrupt)", off);
+      }
       heap_scans.emplace_back(reinterpret_cast<const char*>(rec.data() + c::kRecordHeaderSize), rh.length);
       off = end;
     } else if (rh.tag == c::kTagSummary) {

@@ -46,11 +46,11 @@ def report(trace):
     return rep, [f for f in rep["findings"] if f["kind"] == "dangling-pointer"]
 
 
-@pytest.mark.parametrize("variant", ["normal", "pie"])
+@pytest.mark.parametrize("variant", ["normal", "pie", "stripped"])
 def test_stale_handles_and_their_conversions(toolchain, variant, tmp_path):
     exe = build_sample(toolchain, "dangling", variant)
     trace = tmp_path / "d.trace"
-    stale, kept, p = record(exe, "stale", trace, "--convert-hook", "main.lookup")
+    stale, kept, p = record(exe, "stale", trace, "--convert-hook", "main.lookup:AX")  # Go's name for rax
     out, err = finish(p)
     assert "reading another object: 32 of 32" in out, out
     assert re.search(r"--dangling: \d+ GC cycles, [1-9]\d* heap scans", err), err
@@ -60,10 +60,13 @@ def test_stale_handles_and_their_conversions(toolchain, variant, tmp_path):
     values = {int(f["target"]["value"], 16) for f in fs}
     assert values <= stale, ("findings that are not stale handles", sorted(values - stale))
     assert not values & kept, "a handle whose object is alive was reported"
-    table = [f for f in fs if any(r.startswith("main.handles") for r in f["holder"].get("referenced_from", []))]
+    # a stripped binary has no symbol for the variable: it is named by its section
+    names = ("main.handles",) if variant != "stripped" else (".bss", ".noptrbss", ".data", ".noptrdata")
+    table = [f for f in fs if any(r.startswith(names) for r in f["holder"].get("referenced_from", []))]
     assert {int(f["target"]["value"], 16) for f in table} == stale, "stale handles not attributed to main.handles"
     for f in table:
-        assert "main.register" in " ".join(f["holder"].get("filled_by", [])), f["holder"]
+        if variant != "stripped":
+            assert "main.register" in " ".join(f["holder"].get("filled_by", [])), f["holder"]
         assert f["established_by"] and f["first_gc_cycle"] >= 1
         # the program reads each stale handle once through lookup, after the GCs
         assert f["conversion_count"] == 1, f
@@ -75,7 +78,9 @@ def test_stale_handles_and_their_conversions(toolchain, variant, tmp_path):
     assert st["conversions"] == 32 and st["conversions_matched"] == 32, st
     text = run_gort("report", trace).stdout
     assert "dangling-pointer: 32 stale addresses held in heap object" in text, text
-    assert "referenced from: main.handles" in text and "main.lookup(0x" in text, text
+    assert "main.lookup(0x" in text, text
+    if variant != "stripped":
+        assert "referenced from: main.handles" in text, text
 
 
 def test_checkptr_build_conversion_recorded(toolchain, tmp_path):
@@ -182,4 +187,5 @@ def test_convert_hook_errors(toolchain, tmp_path):
     assert r.returncode != 0 and "no function 'main.nosuch'" in r.stderr, r.stderr
     r = run_gort("record", "--dangling", "--convert-hook", "main.lookup:xmm0", "-o", tmp_path / "x.trace", "--",
                  exe, "kept", input="\n")
-    assert r.returncode != 0 and "not an argument register" in r.stderr, r.stderr
+    # not a register: the whole text is taken as the function's name (Go names can hold ':')
+    assert r.returncode != 0 and "no function 'main.lookup:xmm0'" in r.stderr, r.stderr
