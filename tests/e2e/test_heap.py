@@ -126,7 +126,8 @@ def test_ptr_live_and_freed(toolchain):
         run.p.kill()
 
 
-def test_core_scan_and_postmortem_ptr(toolchain, tmp_path):
+def stale_core(toolchain, tmp_path):
+    """samples/dangling stale, dumped to a core once ready: (exe, run, core path)."""
     from test_core import need_cores_in_cwd
     need_cores_in_cwd()
     exe = build_sample(toolchain, "dangling")
@@ -139,6 +140,12 @@ def test_core_scan_and_postmortem_ptr(toolchain, tmp_path):
     run.p.wait(timeout=60)
     cores = sorted(tmp_path.glob("core*"))
     assert cores, "no core written"
+    return exe, run, cores[0]
+
+
+def test_core_scan_and_postmortem_ptr(toolchain, tmp_path):
+    exe, run, core = stale_core(toolchain, tmp_path)
+    cores = [core]
     rep = scan(exe, cores[0])
     check_stale(rep, run)
     r = run_gort("postmortem", exe, cores[0], "--ptr", hex(min(run.stale)), "--json")

@@ -3,12 +3,9 @@ process LLDB attached to. Differential: the plugin and the CLI are two front end
 same core/, so the plugin must report every stale handle and no kept one (test_heap.py's
 check_stale), with the same findings and the same address descriptions as `gort heap`."""
 import json
-import os
-import resource
-import signal
 
 from conftest import build_sample, run_gort
-from test_heap import Running, check_stale
+from test_heap import Running, check_stale, stale_core
 from test_plugin import command_output, lldb_batch
 
 
@@ -24,19 +21,7 @@ def lldb_json(stdout, command):
 
 
 def test_plugin_heap_on_core(toolchain, tmp_path):
-    from test_core import need_cores_in_cwd
-    need_cores_in_cwd()
-    exe = build_sample(toolchain, "dangling")
-
-    def limits():
-        resource.setrlimit(resource.RLIMIT_CORE, (resource.RLIM_INFINITY, resource.RLIM_INFINITY))
-
-    run = Running(exe, "stale", env=dict(os.environ, GOTRACEBACK="crash"), cwd=tmp_path, limits=limits)
-    os.kill(run.pid, signal.SIGABRT)
-    run.p.wait(timeout=60)
-    cores = sorted(tmp_path.glob("core*"))
-    assert cores, "no core written"
-    core = cores[0]
+    exe, run, core = stale_core(toolchain, tmp_path)
     s, k = min(run.stale), min(run.kept)
 
     r = lldb_batch(None, f"target create {exe} --core {core}", "gort heap scan --json", "gort heap scan",
