@@ -30,10 +30,21 @@ def record(exe, mode, trace, *extra):
     return stale, kept, p
 
 
-def finish(p):
-    # The scan after the program's second GC runs within milliseconds of it; give it time
+def wait_for_scan(trace, cycle=2, timeout=30):
+    """Until TRACE holds a heap scan after GC cycle CYCLE or later (the scan records are
+    written as they are taken): the program's two runtime.GC() calls come before "ready"."""
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if trace.exists() and any(int(n) >= cycle for n in re.findall(rb'"gc_cycles":(\d+)', trace.read_bytes())):
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"no heap scan after GC cycle {cycle} in {timeout} s")
+
+
+def finish(p, trace):
+    # The scan after the program's second GC runs within milliseconds of it; wait for it
     # before the program goes on to reuse the memory.
-    time.sleep(1.0)
+    wait_for_scan(trace)
     out, err = p.communicate("go\n", timeout=120)
     assert p.returncode == 0, err
     return out, err
@@ -51,7 +62,7 @@ def test_stale_handles_and_their_conversions(toolchain, variant, tmp_path):
     exe = build_sample(toolchain, "dangling", variant)
     trace = tmp_path / "d.trace"
     stale, kept, p = record(exe, "stale", trace, "--convert-hook", "main.lookup:AX")  # Go's name for rax
-    out, err = finish(p)
+    out, err = finish(p, trace)
     assert "reading another object: 32 of 32" in out, out
     assert re.search(r"--dangling: \d+ GC cycles, [1-9]\d* heap scans", err), err
     rep, fs = report(trace)
@@ -69,7 +80,7 @@ def test_stale_handles_and_their_conversions(toolchain, variant, tmp_path):
             assert "main.register" in " ".join(f["holder"].get("filled_by", [])), f["holder"]
         assert f["established_by"] and f["first_gc_cycle"] >= 1
         # the program reads each stale handle once through lookup, after the GCs
-        assert f["conversion_count"] == 1, f
+        assert f["conversion_count"] == 1, (f, rep["stats"]["dangling"])
         c = f["conversions"][0]
         assert c["function"] == "main.lookup" and int(c["value"], 16) == int(f["target"]["value"], 16)
         funcs = [fr["function"] for fr in c["stack"]]
@@ -91,7 +102,7 @@ def test_checkptr_build_conversion_recorded(toolchain, tmp_path):
     exe = build_sample(toolchain, "dangling", "checkptr")
     trace = tmp_path / "cp.trace"
     stale, _, p = record(exe, "stale", trace)
-    time.sleep(1.0)
+    wait_for_scan(trace)
     out, err = p.communicate("go\n", timeout=120)
     assert p.returncode == 0, err  # gort's status; the program's is in its summary
     assert "exited with status 2" in err and "checkptr" in err, err[-2000:]
@@ -110,7 +121,7 @@ def test_controls_no_findings(toolchain, mode, tmp_path):
     for i in range(3 if is_primary(toolchain) else 1):
         trace = tmp_path / f"{mode}{i}.trace"
         _, _, p = record(exe, mode, trace, "--convert-hook", "main.lookup")
-        finish(p)
+        finish(p, trace)
         rep, fs = report(trace)
         assert fs == [], fs[:3]
         assert rep["stats"]["dangling"]["scans"] >= 1, rep["stats"]["dangling"]
