@@ -36,6 +36,7 @@
 #include <optional>
 #include <sstream>
 #include <thread>
+#include <unordered_set>
 
 namespace gort::recorder {
 namespace {
@@ -123,6 +124,10 @@ struct HeapScans {
   size_t last_findings = SIZE_MAX;
   uint64_t max_findings = 0;
   std::string last_error;
+  /// "holder:value" of the findings written in full by an earlier scan: later scans list
+  /// them in "seen" only (docs/trace-format.md), so a long recording of a program with many
+  /// stale handles and frequent GCs does not rewrite every finding at every cycle.
+  std::unordered_set<std::string> written;
 };
 
 /// Read end of a pipe whose write end only gort's main process holds: it reads EOF once
@@ -259,7 +264,16 @@ void scan_after_gc(core::record::Recorder& r, int pid, HeapScans& hs, bool quiet
   hs.pauses_ns.push_back(pause);
   size_t n = j["findings"].size();
   hs.max_findings = std::max<uint64_t>(hs.max_findings, n);
-  if (auto w = r.add_heap_scan(out); !w) return fail(w.error().message);
+  auto fresh = nlohmann::json::array(), seen = nlohmann::json::array();
+  for (auto& f : j["findings"]) {
+    std::string key = f["holder"].value("addr", "") + ":" + f["target"].value("value", "");
+    if (hs.written.insert(key).second) fresh.push_back(std::move(f));
+    else seen.push_back(key);
+  }
+  j["findings"] = std::move(fresh);
+  j["seen"] = std::move(seen);
+  if (auto w = r.add_heap_scan(j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace)); !w)
+    return fail(w.error().message);
   if (!quiet && n != hs.last_findings)
     fmt::print(stderr, "\rgort record: GC cycle {}: {} dangling pointer{} ({:.1f} MB scanned, paused {:.1f} ms)\n",
                j["heap"].value("gc_cycles", 0u), n, n == 1 ? "" : "s",

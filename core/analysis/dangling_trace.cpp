@@ -60,6 +60,23 @@ Result<DanglingTrace> DanglingTrace::create_unchecked(const trace::Header& h, co
         if (n.is_string() && std::find(t.res_.notes.begin(), t.res_.notes.end(), n.get<std::string>()) == t.res_.notes.end())
           t.res_.notes.push_back(n.get<std::string>());
     uint32_t cycle = j.contains("heap") ? j["heap"].value("gc_cycles", 0u) : 0u;
+    // Findings an earlier scan wrote in full, seen again: "holder:value".
+    if (j.contains("seen") && j["seen"].is_array())
+      for (auto& k : j["seen"]) {
+        if (!k.is_string()) continue;
+        std::string ks = k.get<std::string>();
+        auto colon = ks.find(':');
+        uint64_t holder = 0, value = 0;
+        if (colon == std::string::npos || !parse_u64(ks.substr(0, colon), holder, 0) ||
+            !parse_u64(ks.substr(colon + 1), value, 0))
+          continue;
+        auto it = by_key.find({holder, value});
+        if (it == by_key.end()) continue;
+        RecordedDangling& d = t.res_.findings[it->second];
+        d.last_cycle = cycle;
+        d.last_ns = time;
+        d.scans++;
+      }
     for (auto& f : j["findings"]) {
       if (!f.is_object() || !f.contains("holder") || !f.contains("target") || !f["holder"].is_object() ||
           !f["target"].is_object())

@@ -115,6 +115,12 @@ TEST_CASE("dangling trace: findings merge across cycles; conversions match by ra
                  {0xc000010018, 0xc000900000, 0, 0}},
                 9'000'000),
   };
+  // A later scan names a finding written before only in "seen".
+  {
+    auto j = json::parse(scan_json(5, 30'000, 29'000, {}, 1'000'000));
+    j["seen"] = json::array({"0xc000010008:0xc000020030", "0xdead:0xbeef", "garbage"});
+    scans.push_back(j.dump());
+  }
   auto dt = analysis::DanglingTrace::create(h, scans);
   REQUIRE(dt.ok());
   Event gc;
@@ -130,8 +136,9 @@ TEST_CASE("dangling trace: findings merge across cycles; conversions match by ra
   const auto& a = res.findings[0];
   CHECK(a.holder_addr == 0xc000010008);
   CHECK(a.first_cycle == 3);
-  CHECK(a.last_cycle == 4);
-  CHECK(a.scans == 2);
+  CHECK(a.last_cycle == 5);
+  CHECK(a.scans == 3);
+  CHECK(a.last_ns == 30'000);
   CHECK(a.first_ns == 9'000);
   CHECK(a.conversion_count == 2);
   REQUIRE(a.conversions.size() == 2);
@@ -144,11 +151,11 @@ TEST_CASE("dangling trace: findings merge across cycles; conversions match by ra
   const auto& c = res.findings[2];
   CHECK(c.target_hi - c.target_lo == 1);
   CHECK(c.conversion_count == 1);
-  CHECK(res.stats.scans == 2);
+  CHECK(res.stats.scans == 3);
   CHECK(res.stats.gc_marks == 1);
   CHECK(res.stats.conversions == 5);
   CHECK(res.stats.conversions_matched == 3);
-  CHECK(res.stats.pauses_ns == std::vector<uint64_t>{5'000'000, 9'000'000});
+  CHECK(res.stats.pauses_ns == std::vector<uint64_t>{1'000'000, 5'000'000, 9'000'000});
 
   CHECK_FALSE(analysis::DanglingTrace::create(h, {"not json"}).ok());
   CHECK_FALSE(analysis::DanglingTrace::create(h, {"{\"findings\": 3}"}).ok());
