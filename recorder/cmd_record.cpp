@@ -22,7 +22,6 @@
 #include <fmt/core.h>
 
 #include <fcntl.h>
-#include <dirent.h>
 #include <poll.h>
 #include <sys/prctl.h>
 #include <sys/ptrace.h>
@@ -122,7 +121,6 @@ struct HeapScans {
   uint64_t scans = 0, failed = 0, marks = 0;
   std::vector<uint64_t> pauses_ns;
   size_t last_findings = SIZE_MAX;
-  uint64_t max_findings = 0;
   std::string last_error;
   /// "holder:value" of the findings written in full by an earlier scan: later scans list
   /// them in "seen" only (docs/trace-format.md), so a long recording of a program with many
@@ -141,16 +139,8 @@ int g_death_fd = -1, g_death_wfd = -1;
   // Drop the inherited perf fds (and every other): if gort dies, this process's references
   // could be the last ones, and it would then remove every uprobe (seconds) in its exit
   // before the kernel detached it from the program it holds stopped.
-  {
-    std::vector<int> fds;
-    if (DIR* d = ::opendir("/proc/self/fd")) {
-      while (dirent* e = ::readdir(d))
-        if (e->d_name[0] >= '0' && e->d_name[0] <= '9') fds.push_back(std::atoi(e->d_name));
-      ::closedir(d);
-    }
-    for (int fd : fds)
-      if (fd > 2 && fd != out_fd && fd != g_death_fd) ::close(fd);
-  }
+  for (int fd : numeric_entries("/proc/self/fd"))
+    if (fd > 2 && fd != out_fd && fd != g_death_fd) ::close(fd);
   ::prctl(PR_SET_PDEATHSIG, SIGKILL);
   auto write_all = [&](const std::string& s) {
     size_t off = 0;
@@ -263,7 +253,6 @@ void scan_after_gc(core::record::Recorder& r, int pid, HeapScans& hs, bool quiet
   hs.scans++;
   hs.pauses_ns.push_back(pause);
   size_t n = j["findings"].size();
-  hs.max_findings = std::max<uint64_t>(hs.max_findings, n);
   auto fresh = nlohmann::json::array(), seen = nlohmann::json::array();
   for (auto& f : j["findings"]) {
     std::string key = f["holder"].value("addr", "") + ":" + f["target"].value("value", "");

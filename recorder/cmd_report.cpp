@@ -269,11 +269,7 @@ struct Report {
     auto one = [&](uint32_t id) {
       if (id >= r.stacks.size() || done[id]) return;
       done[id] = true;
-      if (symbols.tab()) {
-        sym[id] = an::symbolize_stack(*symbols.tab(), symbols.slide, r.stacks[id]);
-      } else {
-        for (uint64_t pc : r.stacks[id]) sym[id].push_back(an::StackFrame{"?", hex(pc), 0, false});
-      }
+      sym[id] = frames_of(r.stacks[id]);
     };
     for (auto& f : r.findings) {
       one(f.a.stack);
@@ -289,11 +285,7 @@ struct Report {
     auto one = [&](uint32_t id) {
       if (id >= hb->stacks.size() || done[id]) return;
       done[id] = true;
-      if (symbols.tab()) {
-        hb_sym[id] = an::symbolize_stack(*symbols.tab(), symbols.slide, hb->stacks[id]);
-      } else {
-        for (uint64_t pc : hb->stacks[id]) hb_sym[id].push_back(an::StackFrame{"?", hex(pc), 0, false});
-      }
+      hb_sym[id] = frames_of(hb->stacks[id]);
     };
     for (auto& f : hb->findings)
       for (const an::HbAccess* a : {&f.a, &f.b}) {
@@ -372,14 +364,18 @@ struct Report {
             {"notes", f.notes}};
   }
 
-  /// PCS: the probed site, then return addresses (symbolize_stack takes each PC as a return
-  /// address, so the site goes in as its next byte).
-  std::vector<an::StackFrame> symbolize(std::vector<uint64_t> pcs) const {
-    if (!pcs.empty()) pcs[0]++;
+  /// PCS symbolized (each taken as a return address), or "?" frames naming them.
+  std::vector<an::StackFrame> frames_of(const std::vector<uint64_t>& pcs) const {
     if (symbols.tab()) return an::symbolize_stack(*symbols.tab(), symbols.slide, pcs);
     std::vector<an::StackFrame> out;
     for (uint64_t pc : pcs) out.push_back(an::StackFrame{"?", hex(pc), 0, false});
     return out;
+  }
+
+  /// PCS: the probed site, then return addresses (the site goes in as its next byte).
+  std::vector<an::StackFrame> symbolize(std::vector<uint64_t> pcs) const {
+    if (!pcs.empty()) pcs[0]++;
+    return frames_of(pcs);
   }
 
   ojson dangling_json(const an::RecordedDangling& f) const {

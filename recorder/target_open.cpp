@@ -63,9 +63,12 @@ core::Result<void> check_core_of(const core::GoBinary& bin, const core::CoreFile
   return {};
 }
 
-std::set<int> task_ids(int pid) {
+std::set<int> task_ids(int pid) { return numeric_entries(fmt::format("/proc/{}/task", pid)); }
+
+}  // namespace
+
+std::set<int> numeric_entries(const std::string& dir) {
   std::set<int> out;
-  std::string dir = fmt::format("/proc/{}/task", pid);
   DIR* d = opendir(dir.c_str());
   if (!d) return out;
   while (dirent* e = readdir(d)) {
@@ -74,8 +77,6 @@ std::set<int> task_ids(int pid) {
   closedir(d);
   return out;
 }
-
-}  // namespace
 
 core::Result<std::unique_ptr<ProcessFreeze>> ProcessFreeze::stop(int pid) {
   if (pid <= 0 || kill(pid, 0) != 0) {

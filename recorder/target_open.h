@@ -11,6 +11,7 @@
 #include "core/util/result.h"
 
 #include <memory>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -47,6 +48,9 @@ struct OpenTarget {
   std::string name;                            ///< "core file core.123" / "process 123"
   const core::Memory& memory() const { return core ? static_cast<const core::Memory&>(*core) : *proc; }
 };
+
+/// The numeric names in directory DIR: /proc/PID/task's thread ids, /proc/self/fd's fds.
+std::set<int> numeric_entries(const std::string& dir);
 
 /// BIN and CORE: checks the core is BIN's (build ID, entry point) and attaches BIN's code.
 core::Result<OpenTarget> open_core_target(const std::string& bin_path, const std::string& core_path);

@@ -150,7 +150,7 @@ namespace {
 
 /// The --dangling sites: GC mark termination, and the conversions back to pointers.
 Result<void> add_dangling_sites(const GoBinary& bin, const std::vector<std::string>& hooks,
-                                std::vector<PlannedSite>& out, std::vector<std::string>& warnings) {
+                                std::vector<PlannedSite>& out) {
   auto fi = bin.func("runtime.gcMarkTermination");
   if (!fi)
     return make_error(ErrorKind::kNotFound, "runtime.gcMarkTermination not found in {}: --dangling cannot tell when a GC "
@@ -189,7 +189,6 @@ Result<void> add_dangling_sites(const GoBinary& bin, const std::vector<std::stri
                         fn, bin.elf().path());
     convert(fn, reg, hf->entry);
   }
-  (void)warnings;
   return {};
 }
 
@@ -236,7 +235,7 @@ Result<std::vector<PlannedSite>> plan_sites(const GoBinary& bin, const std::vect
     warnings.push_back("runtime.goexit0 not found: a reused g may merge two goroutines");
   }
   if (sync) GORT_TRY_VOID(add_sync_sites(bin, reads, out, warnings));
-  if (dangling) GORT_TRY_VOID(add_dangling_sites(bin, convert_hooks, out, warnings));
+  if (dangling) GORT_TRY_VOID(add_dangling_sites(bin, convert_hooks, out));
   return out;
 }
 
