@@ -11,6 +11,7 @@
 #include <chrono>
 #include <cstring>
 #include <dirent.h>
+#include <fcntl.h>
 #include <set>
 #include <signal.h>
 #include <sys/ptrace.h>
@@ -64,6 +65,24 @@ core::Result<void> check_core_of(const core::GoBinary& bin, const core::CoreFile
 }
 
 std::set<int> task_ids(int pid) { return numeric_entries(fmt::format("/proc/{}/task", pid)); }
+
+// Every blockable signal blocked (SigBlk in /proc/PID/task/TID/status): Go's signal
+// handlers run so (sa_mask is full); so does a thread being created.
+bool all_signals_blocked(int pid, int tid) {
+  FILE* f = fopen(fmt::format("/proc/{}/task/{}/status", pid, tid).c_str(), "r");
+  if (!f) return false;
+  char line[256];
+  bool full = false;
+  while (fgets(line, sizeof line, f)) {
+    if (std::strncmp(line, "SigBlk:", 7) != 0) continue;
+    uint64_t m = std::strtoull(line + 7, nullptr, 16);
+    constexpr uint64_t kUnblockable = (1ull << (SIGKILL - 1)) | (1ull << (SIGSTOP - 1));
+    full = (m | kUnblockable) == ~0ull;
+    break;
+  }
+  fclose(f);
+  return full;
+}
 
 }  // namespace
 
@@ -129,11 +148,126 @@ core::Result<std::unique_ptr<ProcessFreeze>> ProcessFreeze::stop(int pid) {
     t.rsi = r.rsi, t.rdi = r.rdi, t.r8 = r.r8, t.r9 = r.r9, t.r10 = r.r10, t.r11 = r.r11, t.r12 = r.r12;
     t.r13 = r.r13, t.r14 = r.r14, t.r15 = r.r15, t.fs_base = r.fs_base;
     f->regs_.push_back(t);
+    Thread th;
+    th.tid = tid;
+    th.regs = t;
+    size_t i = static_cast<size_t>(std::find(f->tids_.begin(), f->tids_.end(), tid) - f->tids_.begin());
+    th.in_signal_handler = all_signals_blocked(pid, tid);
+    th.usable_for_syscalls = f->sigs_[i] == 0 && !th.in_signal_handler;
+    f->threads_.push_back(th);
   }
   return f;
 }
 
+core::Result<void> ProcessFreeze::wait_step(int tid) {
+  for (;;) {
+    int st = 0;
+    pid_t w;
+    while ((w = waitpid(tid, &st, __WALL)) < 0 && errno == EINTR) {
+    }
+    if (w != tid) return core::make_error(core::ErrorKind::kIo, "thread {}: waitpid: {}", tid, std::strerror(errno));
+    if (WIFEXITED(st) || WIFSIGNALED(st)) return core::make_error(core::ErrorKind::kIo, "thread {} exited", tid);
+    if (WIFSTOPPED(st) && WSTOPSIG(st) == SIGTRAP) return {};
+    // Another signal (its mask is full, so SIGSTOP or a synchronous fault): keep it for
+    // the detach and say the step did not complete.
+    size_t i = static_cast<size_t>(std::find(tids_.begin(), tids_.end(), tid) - tids_.begin());
+    if (i < sigs_.size() && WIFSTOPPED(st)) sigs_[i] = WSTOPSIG(st);
+    return core::make_error(core::ErrorKind::kIo, "thread {} stopped with signal {} during a single step", tid,
+                            WIFSTOPPED(st) ? WSTOPSIG(st) : 0);
+  }
+}
+
+core::Result<int64_t> ProcessFreeze::syscall(int tid, uint64_t syscall_at, uint64_t nr,
+                                             const std::array<uint64_t, 6>& a) {
+  user_regs_struct saved{};
+  if (ptrace(PTRACE_GETREGS, tid, nullptr, &saved) != 0)
+    return core::make_error(core::ErrorKind::kIo, "thread {}: cannot read registers: {}", tid, std::strerror(errno));
+  uint64_t old_mask = 0, all = ~0ull;
+  ptrace(PTRACE_GETSIGMASK, tid, reinterpret_cast<void*>(sizeof old_mask), &old_mask);
+  ptrace(PTRACE_SETSIGMASK, tid, reinterpret_cast<void*>(sizeof all), &all);
+  user_regs_struct r = saved;
+  r.rip = syscall_at;
+  r.rax = nr;
+  r.orig_rax = static_cast<unsigned long long>(-1);  // no system call to restart
+  r.rdi = a[0], r.rsi = a[1], r.rdx = a[2], r.r10 = a[3], r.r8 = a[4], r.r9 = a[5];
+  core::Result<int64_t> out = int64_t{0};
+  if (ptrace(PTRACE_SETREGS, tid, nullptr, &r) != 0 || ptrace(PTRACE_SINGLESTEP, tid, nullptr, nullptr) != 0) {
+    out = core::make_error(core::ErrorKind::kIo, "thread {}: cannot run a system call: {}", tid, std::strerror(errno));
+  } else if (auto w = wait_step(tid); !w) {
+    out = w.error();
+  } else {
+    user_regs_struct after{};
+    ptrace(PTRACE_GETREGS, tid, nullptr, &after);
+    if (after.rip != syscall_at + 2)
+      out = core::make_error(core::ErrorKind::kIo, "thread {}: the system call did not complete (pc {:#x})", tid,
+                             static_cast<uint64_t>(after.rip));
+    else
+      out = static_cast<int64_t>(after.rax);
+  }
+  ptrace(PTRACE_SETREGS, tid, nullptr, &saved);
+  ptrace(PTRACE_SETSIGMASK, tid, reinterpret_cast<void*>(sizeof old_mask), &old_mask);
+  return out;
+}
+
+core::Result<void> ProcessFreeze::write(uint64_t addr, core::Bytes bytes) {
+  if (mem_fd_ < 0) mem_fd_ = open(fmt::format("/proc/{}/mem", pid_).c_str(), O_RDWR | O_CLOEXEC);
+  if (mem_fd_ < 0 || pwrite(mem_fd_, bytes.data(), bytes.size(), static_cast<off_t>(addr)) !=
+                         static_cast<ssize_t>(bytes.size()))
+    return core::make_error(core::ErrorKind::kIo, "cannot write {} bytes at {:#x} in process {}: {}", bytes.size(), addr,
+                            pid_, std::strerror(errno));
+  return {};
+}
+
+core::Result<void> ProcessFreeze::step_out(int tid, const std::vector<std::pair<uint64_t, uint64_t>>& ranges) {
+  uint64_t old_mask = 0, all = ~0ull;
+  ptrace(PTRACE_GETSIGMASK, tid, reinterpret_cast<void*>(sizeof old_mask), &old_mask);
+  ptrace(PTRACE_SETSIGMASK, tid, reinterpret_cast<void*>(sizeof all), &all);
+  core::Result<void> out;
+  for (int step = 0;; step++) {
+    user_regs_struct r{};
+    ptrace(PTRACE_GETREGS, tid, nullptr, &r);
+    bool inside = false;
+    for (auto [lo, hi] : ranges) inside |= r.rip > lo && r.rip < hi;
+    if (!inside) break;
+    if (step == 64) {
+      out = core::make_error(core::ErrorKind::kIo, "thread {} did not leave {:#x} in 64 steps", tid,
+                             static_cast<uint64_t>(r.rip));
+      break;
+    }
+    if (ptrace(PTRACE_SINGLESTEP, tid, nullptr, nullptr) != 0) {
+      out = core::make_error(core::ErrorKind::kIo, "thread {}: single step: {}", tid, std::strerror(errno));
+      break;
+    }
+    if (auto w = wait_step(tid); !w) {
+      out = w.error();
+      break;
+    }
+  }
+  ptrace(PTRACE_SETSIGMASK, tid, reinterpret_cast<void*>(sizeof old_mask), &old_mask);
+  return out;
+}
+
+core::Result<std::unique_ptr<ProcessFreeze>> ProcessFreeze::adopt(int pid) {
+  std::unique_ptr<ProcessFreeze> f(new ProcessFreeze);
+  f->pid_ = pid;
+  f->adopted_ = true;
+  user_regs_struct r{};
+  if (ptrace(PTRACE_GETREGS, pid, nullptr, &r) != 0)
+    return core::make_error(core::ErrorKind::kIo, "cannot read the registers of process {}: {}", pid, std::strerror(errno));
+  f->tids_.push_back(pid);
+  f->sigs_.push_back(0);
+  Thread th;
+  th.tid = pid;
+  th.regs.tid = static_cast<uint64_t>(pid);
+  th.regs.rip = r.rip, th.regs.rsp = r.rsp, th.regs.rbp = r.rbp;
+  th.usable_for_syscalls = true;
+  f->threads_.push_back(th);
+  return f;
+}
+
 ProcessFreeze::~ProcessFreeze() {
+  if (mem_fd_ >= 0) close(mem_fd_);
+  if (adopted_) return;
   for (size_t i = 0; i < tids_.size(); i++)
     ptrace(PTRACE_DETACH, tids_[i], nullptr, reinterpret_cast<void*>(static_cast<uintptr_t>(sigs_[i])));
 }

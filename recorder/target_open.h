@@ -6,6 +6,7 @@
 #include "core/binary/go_binary.h"
 #include "core/goruntime/goroutines.h"
 #include "core/goruntime/heap.h"
+#include "core/inproc/inproc_probes.h"
 #include "core/target/core_file.h"
 #include "core/target/memory.h"
 #include "core/util/result.h"
@@ -19,11 +20,19 @@ namespace gort::recorder {
 
 /// Every thread of a live process held in a ptrace stop (PTRACE_SEIZE + INTERRUPT) while
 /// this lives; the destructor detaches them all, running again. If gort dies, the kernel
-/// detaches them the same way: the target never stays stopped.
-class ProcessFreeze {
+/// detaches them the same way: the target never stays stopped. Also the stopped world
+/// in which in-process probes are installed (system calls run by a thread, single steps).
+class ProcessFreeze final : public core::inproc::World {
  public:
   static core::Result<std::unique_ptr<ProcessFreeze>> stop(int pid);
-  ~ProcessFreeze();
+  /// A single-threaded program gort launched and already holds stopped (its tracer): the
+  /// same operations, and no detach at the end (the launcher lets it go).
+  static core::Result<std::unique_ptr<ProcessFreeze>> adopt(int pid);
+  ~ProcessFreeze() override;
+  const std::vector<Thread>& stopped_threads() const override { return threads_; }
+  core::Result<int64_t> syscall(int tid, uint64_t syscall_at, uint64_t nr, const std::array<uint64_t, 6>& args) override;
+  core::Result<void> write(uint64_t addr, core::Bytes bytes) override;
+  core::Result<void> step_out(int tid, const std::vector<std::pair<uint64_t, uint64_t>>& ranges) override;
   ProcessFreeze(const ProcessFreeze&) = delete;
   ProcessFreeze& operator=(const ProcessFreeze&) = delete;
   /// The registers of every stopped thread.
@@ -35,6 +44,12 @@ class ProcessFreeze {
   std::vector<int> tids_;
   std::vector<int> sigs_;  ///< a signal each thread was stopped delivering, passed on at the detach
   std::vector<core::ThreadRegs> regs_;
+  std::vector<Thread> threads_;
+  int mem_fd_ = -1;
+  bool adopted_ = false;
+  /// Waits for TID's next stop after a single step; a signal that stops it first is kept
+  /// to be delivered at the detach.
+  core::Result<void> wait_step(int tid);
 };
 
 /// A program to read: its binary, memory, threads and PIE slide.

@@ -124,6 +124,8 @@ std::vector<Insn> Decoder::decode(Bytes code, RemoteAddr addr) const {
     r.mnem = map_mnem(in);
     const cs_x86& x = in.detail->x86;
     r.lock = x.prefix[0] == X86_PREFIX_LOCK;
+    r.disp_offset = x.encoding.disp_offset;
+    r.disp_size = x.encoding.disp_size;
     r.op_count = static_cast<uint8_t>(std::min<size_t>(x.op_count, r.ops.size()));
     for (uint8_t i = 0; i < r.op_count; ++i) {
       const cs_x86_op& o = x.operands[i];

@@ -58,6 +58,10 @@ struct Insn {
   std::optional<RemoteAddr> target;  ///< direct CALL/JMP/Jcc target
   bool invalid = false;    ///< a byte Capstone could not decode (size 1)
   bool lock = false;       ///< LOCK prefix (XCHG with a memory operand is locked without it)
+  /// Offset of the displacement bytes in the instruction (0: none): where a relocated copy
+  /// of a RIP-relative instruction gets its new displacement (core/inproc).
+  uint8_t disp_offset = 0;
+  uint8_t disp_size = 0;
   /// Registers this instruction writes, explicitly or implicitly (bit 1 << Reg). A CALL
   /// reports only RSP: what the callee clobbers is the ABI's business, not the decoder's.
   uint32_t regs_written = 0;

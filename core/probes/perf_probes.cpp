@@ -57,6 +57,7 @@ const char* to_string(ProbeBackend b) {
   switch (b) {
     case ProbeBackend::kHwBreakpoint: return "hw";
     case ProbeBackend::kUprobe: return "uprobe";
+    case ProbeBackend::kInproc: return "inproc";
     default: return "none";
   }
 }

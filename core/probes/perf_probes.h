@@ -43,8 +43,9 @@ struct ProbeSpec {
   uint32_t stack_bytes = 0;
 };
 
-enum class ProbeBackend { kNone, kHwBreakpoint, kUprobe };
-const char* to_string(ProbeBackend b);  ///< "none", "hw", "uprobe"
+/// kInproc: a patched jump to a trampoline in the program (core/inproc), not a perf event.
+enum class ProbeBackend { kNone, kHwBreakpoint, kUprobe, kInproc };
+const char* to_string(ProbeBackend b);  ///< "none", "hw", "uprobe", "inproc"
 
 struct ProbeStatus {
   ProbeSpec spec;

@@ -284,8 +284,31 @@ Result<std::unique_ptr<Recorder>> Recorder::start(int pid, std::unique_ptr<GoBin
   // per-hit cost on a 2-vCPU machine (perf_probes.h).
   po.wakeup_bytes = static_cast<uint32_t>(opts.ring_pages * 4096u / 8);
   r->start_ns_ = monotonic_ns();
-  GORT_TRY(auto set, PerfProbeSet::create(pid, specs, po));
-  r->probes_ = std::move(set);
+  std::vector<ProbeSpec> perf_specs = specs;
+  if (opts.backend == RecordOptions::Backend::kInproc) {
+    if (!opts.stop_world) return make_error(ErrorKind::kInternal, "in-process probes need a way to stop the program");
+    inproc::InprocOptions io;
+    io.ring_bytes = opts.inproc_ring_bytes;
+    io.chain = opts.stack_depth > 0;
+    GORT_TRY(auto ip, inproc::InprocProbeSet::create(opts.stop_world, pid, *bin, slide, specs, io));
+    perf_specs.clear();
+    for (const ProbeStatus& st : ip->status()) {
+      if (st.backend == ProbeBackend::kInproc) {
+        r->status_.push_back(st);
+        continue;
+      }
+      perf_specs.push_back(st.spec);
+      const PlannedSite& ps = r->sites_[st.spec.cookie];
+      r->warnings_.push_back(fmt::format("{} {} at {:#x}: perf probe instead of in-process: {}", ps.site.function,
+                                         trace::to_string(ps.site.kind), st.spec.addr.value(), st.error));
+    }
+    r->inproc_ = std::move(ip);
+  }
+  if (!perf_specs.empty()) {
+    GORT_TRY(auto set, PerfProbeSet::create(pid, perf_specs, po));
+    r->probes_ = std::move(set);
+    for (const ProbeStatus& st : r->probes_->status()) r->status_.push_back(st);
+  }
   // Probes are enabled one after another: a hit before the last one is armed can be half of
   // a write (its begin seen, its end not yet probed). Attached to a running program, that
   // made a false concurrent-map-write in CI (a lost end, 15 ms into the recording).
@@ -301,7 +324,7 @@ Result<std::unique_ptr<Recorder>> Recorder::start(int pid, std::unique_ptr<GoBin
   h.command = opts.command;
   h.start_ns = r->start_ns_;
   h.stack_depth = opts.stack_depth;
-  const auto& st = r->probes_->status();
+  const auto& st = r->status_;
   std::vector<const ProbeStatus*> status_of(r->sites_.size(), nullptr);
   for (auto& s : st)
     if (s.spec.cookie < status_of.size()) status_of[s.spec.cookie] = &s;
@@ -331,7 +354,10 @@ Result<std::unique_ptr<Recorder>> Recorder::start(int pid, std::unique_ptr<GoBin
 }
 
 Recorder::~Recorder() {
-  if (!finished_) probes_.reset();  // never leave probes behind, even on an error path
+  if (!finished_) {  // never leave probes behind, even on an error path
+    inproc_.reset();
+    probes_.reset();
+  }
 }
 
 /// The goroutines alive when recording starts have no kGoStart of their own: read them
@@ -493,7 +519,9 @@ Result<size_t> Recorder::pump(int timeout_ms) {
   // them (the analyser needs one time order across threads).
   uint64_t complete_before = monotonic_ns() - kReorderMarginNs;
   size_t before = batch_.size();
-  probes_->poll([this](const ProbeSample& s) { on_sample(s); }, timeout_ms);
+  auto sample = [this](const ProbeSample& s) { on_sample(s); };
+  if (inproc_) inproc_->poll(sample, probes_ ? 0 : timeout_ms);
+  if (probes_) probes_->poll(sample, timeout_ms);
   size_t got = batch_.size() - before;
   GORT_TRY_VOID(flush_batch(complete_before));
   GORT_TRY_VOID(writer_->flush());
@@ -508,22 +536,29 @@ Result<void> Recorder::add_heap_scan(const std::string& json) {
   return writer_->add_heap_scan(json);
 }
 
-bool Recorder::target_gone() const { return !probes_ || probes_->exited(); }
+bool Recorder::target_gone() const {
+  if (!probes_ && !inproc_) return true;
+  return (probes_ && probes_->exited()) || (inproc_ && inproc_->exited());
+}
 
 RecordStats Recorder::stats() const {
   RecordStats s;
   s.events = events_;
-  s.lost = probes_ ? probes_->lost() : 0;
+  s.lost = (probes_ ? probes_->lost() : 0) + (inproc_ ? inproc_->lost() : 0);
   s.filtered = filtered_;
   s.bytes = writer_ ? writer_->bytes() : 0;
   s.elapsed_ns = monotonic_ns() - start_ns_;
   return s;
 }
 
-const std::vector<ProbeStatus>& Recorder::probes() const { return probes_->status(); }
+const std::vector<ProbeStatus>& Recorder::probes() const { return status_; }
 
 Result<trace::Summary> Recorder::finish(const std::string& end_reason) {
   if (finished_) return make_error(ErrorKind::kInternal, "recording already finished");
+  // In-process probes first: restore the code (the program keeps running), then drain.
+  std::optional<Error> unpatch;
+  if (inproc_)
+    if (auto rm = inproc_->remove(); !rm) unpatch = rm.error();
   // Whatever the rings still hold (also after the target exited: the kernel keeps them).
   for (int i = 0; i < 100; i++) {
     GORT_TRY(size_t n, pump(0));
@@ -532,12 +567,13 @@ Result<trace::Summary> Recorder::finish(const std::string& end_reason) {
   GORT_TRY_VOID(flush_batch(UINT64_MAX));
   trace::Summary sum;
   sum.end_ns = monotonic_ns();
-  sum.lost = probes_->lost();
+  sum.lost = (probes_ ? probes_->lost() : 0) + (inproc_ ? inproc_->lost() : 0);
   // Closed here, one by one, even when the target is gone: a child closing them in the
   // background (PerfProbeSet::close_after_exit) made the next recording of the same
   // binary lose most of its uprobe hits while the old probes were being removed.
   probes_.reset();  // closes every fd: removes every probe
   finished_ = true;
+  if (unpatch) warnings_.push_back(unpatch->message);
   sum.events = events_;
   sum.filtered = filtered_;
   sum.end_reason = end_reason;

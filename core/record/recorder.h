@@ -11,6 +11,7 @@
 
 #include "core/binary/go_binary.h"
 #include "core/disasm/probe_plan.h"
+#include "core/inproc/inproc_probes.h"
 #include "core/probes/perf_probes.h"
 #include "core/target/process.h"
 #include "core/trace/trace.h"
@@ -53,6 +54,13 @@ struct RecordOptions {
   /// "FUNC" or "FUNC:REG": functions whose entry converts an integer back to a pointer;
   /// REG holds the integer (default rax, the first integer argument of Go's register ABI).
   std::vector<std::string> convert_hooks;
+  /// kPerf: perf events (hardware breakpoints, uprobes). kInproc: patched jumps to
+  /// trampolines in the program (core/inproc, docs/inproc.md), perf for the sites that
+  /// cannot be patched safely; needs STOP_WORLD.
+  enum class Backend { kPerf, kInproc };
+  Backend backend = Backend::kPerf;
+  inproc::StopWorld stop_world;
+  uint64_t inproc_ring_bytes = 64u << 20;
 };
 
 /// True when the CPU says it runs under a hypervisor (the "hypervisor" flag in
@@ -111,6 +119,9 @@ class Recorder {
 
   /// Drains the rings into the trace, waiting up to TIMEOUT_MS for data. Returns events.
   Result<size_t> pump(int timeout_ms);
+  /// Installing / removing the in-process probes stopped the program this long (0: none).
+  uint64_t inproc_install_ns() const { return inproc_ ? inproc_->install_pause_ns() : 0; }
+  uint64_t inproc_remove_ns() const { return inproc_ ? inproc_->remove_pause_ns() : 0; }
   /// True once the target has exited (its probes hung up).
   bool target_gone() const;
   RecordStats stats() const;
@@ -146,7 +157,9 @@ class Recorder {
   std::vector<PlannedSite> sites_;
   std::vector<std::string> warnings_;
   trace::Header header_;
-  std::unique_ptr<PerfProbeSet> probes_;
+  std::unique_ptr<PerfProbeSet> probes_;           ///< null when every site is in-process
+  std::unique_ptr<inproc::InprocProbeSet> inproc_;
+  std::vector<ProbeStatus> status_;                ///< both backends' probes
   std::optional<trace::Writer> writer_;
   std::vector<trace::Event> batch_;
   std::unordered_set<uint64_t> maps_;

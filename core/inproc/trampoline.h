@@ -1,0 +1,83 @@
+#pragma once
+// In-process probes (docs/inproc.md): a probe site's first instructions are replaced by a
+// 5-byte JMP to a trampoline in a code page gort maps into the program. The trampoline
+// appends one record (time, cookie, thread, every general register, a few stack words and
+// a frame-pointer call chain) to a ring in the program's memory, runs the displaced
+// instructions relocated, and jumps back. No trap, no syscall: tens of nanoseconds a hit.
+//
+// This file knows x86-64 and the shape of Go's code; it does not touch a process. The
+// ring's layout here is the one contract between the trampolines and the reader
+// (inproc_probes.cpp).
+
+#include "core/disasm/decoder.h"
+#include "core/util/bytes.h"
+#include "core/util/remote_addr.h"
+#include "core/util/result.h"
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace gort::core {
+class GoBinary;
+}
+
+namespace gort::core::inproc {
+
+/// The ring: a control block, then `slots` records of kRecord bytes. Producers (the
+/// trampolines) reserve a slot with LOCK XADD on head, drop (and count) when the slot is
+/// not yet read, fill it and publish it by writing seq = index + 1 last. The reader
+/// advances tail.
+namespace ring {
+constexpr uint64_t kHead = 0, kTail = 8, kDrops = 16, kMagic = 24, kSlots = 32;
+constexpr uint64_t kMagicValue = 0x31676e69722d6f67ull;  // "go-ring1"
+constexpr uint64_t kDataOffset = 4096;
+constexpr uint64_t kRecord = 256;
+// Record fields.
+constexpr int32_t kSeq = 0, kTsc = 8, kCookie = 16, kCpu = 20, kTid = 24, kRegs = 32, kStack = 160, kChain = 192;
+constexpr int kStackWords = 4;  ///< words from the site's rsp upward
+constexpr int kChainWords = 8;  ///< return addresses from the frame-pointer chain
+/// Register order at kRegs (8 bytes each).
+enum RegSlot { kRax, kRbx, kRcx, kRdx, kRsi, kRdi, kRbp, kRsp, kR8, kR9, kR10, kR11, kR12, kR13, kR14, kR15 };
+}  // namespace ring
+
+/// How one site is patched. Addresses are link-time.
+struct SitePatch {
+  RemoteAddr site;
+  uint8_t length = 0;            ///< bytes the JMP replaces (>= 5; the rest become INT3)
+  /// At a function's entry: the displaced instructions are Go's stack check (CMP SP,
+  /// stackguard; JBE morestack), run before the record. morestack re-enters the function
+  /// at its entry, so recording first would count every stack growth twice.
+  bool prologue_first = false;
+  std::vector<Insn> displaced;
+  std::vector<uint8_t> original;  ///< the LENGTH bytes at SITE
+};
+
+/// Decides how to patch SITE of the function whose code is FUNC_CODE at FUNC_ENTRY, or says
+/// why it cannot be patched safely (an instruction that cannot be relocated, a branch into
+/// the bytes the JMP would cover, an indirect jump in the function, the function's end).
+Result<SitePatch> plan_patch(const Decoder& dec, Bytes func_code, RemoteAddr func_entry, RemoteAddr site);
+
+struct TrampolineParams {
+  uint64_t ring = 0;       ///< runtime address of the ring's control block
+  uint64_t slots = 0;      ///< power of two
+  uint32_t cookie = 0;
+  int64_t slide = 0;       ///< runtime - link-time address
+  /// Offsets of g.m and m.procid (the thread id), when known; else the tid is 0.
+  std::optional<uint32_t> g_m, m_procid;
+  uint32_t g_stack_lo = 0, g_stack_hi = 8;
+  /// Also record the frame-pointer chain (bounded by the g's stack).
+  bool chain = true;
+};
+
+/// The trampoline of PATCH placed at runtime address AT.
+Result<std::vector<uint8_t>> build_trampoline(const SitePatch& patch, const TrampolineParams& p, uint64_t at);
+
+/// The bytes written over the site: JMP rel32 to TRAMPOLINE (runtime address), INT3 fill.
+Result<std::vector<uint8_t>> jump_bytes(const SitePatch& patch, int64_t slide, uint64_t trampoline);
+
+/// A SYSCALL instruction (link-time address) in BIN's runtime, for injecting system calls.
+Result<RemoteAddr> find_syscall_insn(const GoBinary& bin, const Decoder& dec);
+
+}  // namespace gort::core::inproc
