@@ -191,13 +191,23 @@ core::Result<int64_t> ProcessFreeze::syscall(int tid, uint64_t syscall_at, uint6
   r.orig_rax = static_cast<unsigned long long>(-1);  // no system call to restart
   r.rdi = a[0], r.rsi = a[1], r.rdx = a[2], r.r10 = a[3], r.r8 = a[4], r.r9 = a[5];
   core::Result<int64_t> out = int64_t{0};
-  if (ptrace(PTRACE_SETREGS, tid, nullptr, &r) != 0 || ptrace(PTRACE_SINGLESTEP, tid, nullptr, nullptr) != 0) {
+  user_regs_struct after{};
+  if (ptrace(PTRACE_SETREGS, tid, nullptr, &r) != 0) {
     out = core::make_error(core::ErrorKind::kIo, "thread {}: cannot run a system call: {}", tid, std::strerror(errno));
-  } else if (auto w = wait_step(tid); !w) {
-    out = w.error();
   } else {
-    user_regs_struct after{};
-    ptrace(PTRACE_GETREGS, tid, nullptr, &after);
+    // A thread stopped inside a system call of its own (the exec stop of a launched
+    // program) reports the first single step at that call's exit, before running any
+    // instruction: step again while the pc has not moved.
+    for (int step = 0; step < 3 && out; step++) {
+      if (ptrace(PTRACE_SINGLESTEP, tid, nullptr, nullptr) != 0)
+        out = core::make_error(core::ErrorKind::kIo, "thread {}: single step: {}", tid, std::strerror(errno));
+      else if (auto w = wait_step(tid); !w)
+        out = w.error();
+      else if (ptrace(PTRACE_GETREGS, tid, nullptr, &after) == 0 && after.rip != syscall_at)
+        break;
+    }
+  }
+  if (out) {
     if (after.rip != syscall_at + 2)
       out = core::make_error(core::ErrorKind::kIo, "thread {}: the system call did not complete (pc {:#x})", tid,
                              static_cast<uint64_t>(after.rip));

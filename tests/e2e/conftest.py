@@ -129,6 +129,8 @@ VARIANTS = {
     "noswiss": ([], {"GOEXPERIMENT": "noswissmap"}),
     "debug": (["-gcflags=all=-N -l"], {}),
     "checkptr": (["-gcflags=all=-d=checkptr"], {}),
+    # samples with a `//go:build gortcgo` file that imports "C" (samples/mapcount)
+    "cgo": (["-tags=gortcgo"], {"CGO_ENABLED": "1"}),
 }
 
 
