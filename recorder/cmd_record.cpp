@@ -430,6 +430,7 @@ int record(Options& o) {
     perf_pid = *p;
   }
   o.rec.command = o.command;
+  if (const char* e = getenv("GORT_INPROC_RING_MIB")) o.rec.inproc_ring_bytes = std::strtoull(e, nullptr, 10) << 20;
   bool held = launched;  // a launched child stays ptrace-stopped by us until release()
   o.rec.stop_world = [&held, pid]() -> core::Result<std::unique_ptr<core::inproc::World>> {
     if (held) {

@@ -57,6 +57,16 @@ Result<std::unique_ptr<InprocProbeSet>> InprocProbeSet::create(const StopWorld& 
       refuse("in-process probes are execution probes only");
       continue;
     }
+    if (spec.regs.size() > static_cast<size_t>(ring::kRegWords)) {
+      refuse(fmt::format("needs {} registers, a record holds {}", spec.regs.size(), ring::kRegWords));
+      continue;
+    }
+    std::vector<uint64_t ThreadRegs::*> members;
+    for (auto& name : spec.regs) members.push_back(reg_member(name));
+    if (std::find(members.begin(), members.end(), nullptr) != members.end()) {
+      refuse("a register the event needs is not a general register");
+      continue;
+    }
     if (spec.stack_bytes > ring::kStackWords * 8) {
       refuse(fmt::format("needs {} stack bytes, a record holds {}", spec.stack_bytes, ring::kStackWords * 8));
       continue;
@@ -86,7 +96,7 @@ Result<std::unique_ptr<InprocProbeSet>> InprocProbeSet::create(const StopWorld& 
     }
     st.backend = ProbeBackend::kInproc;
     s->status_.push_back(st);
-    s->sites_.push_back({std::move(*patch), 0, spec.cookie, spec.stack_bytes});
+    s->sites_.push_back({std::move(*patch), 0, spec.cookie, spec.stack_bytes, std::move(members)});
   }
   if (s->sites_.empty()) return s;  // nothing to install: every probe falls back
 
@@ -178,8 +188,8 @@ Result<std::unique_ptr<InprocProbeSet>> InprocProbeSet::create(const StopWorld& 
     return make_error(ErrorKind::kIo, "the program could not map a {} MiB ring: {}", ring_size >> 20,
                       std::strerror(static_cast<int>(-ring)));
   s->ring_ = static_cast<uint64_t>(ring);
-  uint64_t ctl[5] = {0, 0, 0, ring::kMagicValue, s->slots_};
-  std::memcpy(s->local_, ctl, sizeof ctl);
+  std::memcpy(s->local_ + ring::kMagic, &ring::kMagicValue, 8);
+  std::memcpy(s->local_ + ring::kSlots, &s->slots_, 8);
 
   const RuntimeLayouts& L = bin.layouts();
   std::vector<uint8_t> page(s->code_size_, 0xcc);
@@ -196,6 +206,8 @@ Result<std::unique_ptr<InprocProbeSet>> InprocProbeSet::create(const StopWorld& 
     p.g_stack_lo = L.g_stack_lo;
     p.g_stack_hi = L.g_stack_hi;
     p.chain = opts.chain;
+    for (auto& st : s->status_)
+      if (st.spec.cookie == site.cookie) p.regs = st.spec.regs;
     GORT_TRY(auto t, build_trampoline(site.patch, p, site.trampoline));
     if (t.size() > kTrampolineMax) return make_error(ErrorKind::kInternal, "trampoline of {} bytes", t.size());
     std::copy(t.begin(), t.end(), page.begin() + static_cast<std::ptrdiff_t>(i * kTrampolineMax));
@@ -261,7 +273,7 @@ uint64_t InprocProbeSet::tsc_to_ns(uint64_t tsc) const {
   return static_cast<uint64_t>(static_cast<int64_t>(ns0_) + static_cast<int64_t>(d));
 }
 
-size_t InprocProbeSet::poll(const std::function<void(const ProbeSample&)>& fn, int timeout_ms) {
+size_t InprocProbeSet::poll(const std::function<void(const ProbeSample&)>& fn, int timeout_ms, size_t max_records) {
   if (sites_.empty()) {
     if (timeout_ms > 0) std::this_thread::sleep_for(std::chrono::milliseconds(timeout_ms));
     return 0;
@@ -272,6 +284,8 @@ size_t InprocProbeSet::poll(const std::function<void(const ProbeSample&)>& fn, i
   auto* tail_p = reinterpret_cast<std::atomic<uint64_t>*>(local_ + ring::kTail);
   auto* drops_p = reinterpret_cast<std::atomic<uint64_t>*>(local_ + ring::kDrops);
   for (;;) {
+    // head is read once per pass: the producers' CMPXCHG on that line is what a reader
+    // polling it per record would slow down.
     uint64_t head = head_p->load(std::memory_order_acquire);
     drops_ = drops_p->load(std::memory_order_relaxed);
     if (head == tail_) {
@@ -280,17 +294,25 @@ size_t InprocProbeSet::poll(const std::function<void(const ProbeSample&)>& fn, i
       std::this_thread::sleep_for(std::chrono::microseconds(500));
       continue;
     }
-    const uint8_t* r = local_ + ring::kDataOffset + (tail_ & (slots_ - 1)) * ring::kRecord;
-    uint64_t seq = reinterpret_cast<const std::atomic<uint64_t>*>(r + ring::kSeq)->load(std::memory_order_acquire);
-    if (seq == tail_ + 1) {
+    bool stalled = false;
+    while (tail_ != head && n < max_records) {
+      const uint8_t* r = local_ + ring::kDataOffset + (tail_ & (slots_ - 1)) * ring::kRecord;
+      uint64_t seq = reinterpret_cast<const std::atomic<uint64_t>*>(r + ring::kSeq)->load(std::memory_order_acquire);
+      if (seq != tail_ + 1) {
+        stalled = true;
+        break;
+      }
       emit(r, fn);
       n++;
       tail_++;
-      stall_since_ns_ = 0;
-      if ((tail_ & 63) == 0 || head == tail_) tail_p->store(tail_, std::memory_order_release);
-      continue;
+      if ((tail_ & 1023) == 0) tail_p->store(tail_, std::memory_order_release);
     }
     tail_p->store(tail_, std::memory_order_release);
+    if (!stalled) {
+      stall_since_ns_ = 0;
+      if (n >= max_records) return n;
+      continue;
+    }
     // The oldest slot is reserved but not published: its thread is between the two, or
     // died there (or the program did). Wait, then give up on it.
     uint64_t now = monotonic_ns();
@@ -313,7 +335,6 @@ void InprocProbeSet::emit(const uint8_t* r, const std::function<void(const Probe
     std::memcpy(&v, r + off, 8);
     return v;
   };
-  auto reg = [&](int slot) { return u64(ring::kRegs + 8 * slot); };
   uint32_t cookie, cpu;
   std::memcpy(&cookie, r + ring::kCookie, 4);
   std::memcpy(&cpu, r + ring::kCpu, 4);
@@ -324,17 +345,14 @@ void InprocProbeSet::emit(const uint8_t* r, const std::function<void(const Probe
   smp.tid = static_cast<uint32_t>(u64(ring::kTid));
   smp.cpu = cpu & 0xfff;
   ThreadRegs& g = smp.regs;
+  g = ThreadRegs{};
   g.tid = smp.tid;
-  g.rax = reg(ring::kRax), g.rbx = reg(ring::kRbx), g.rcx = reg(ring::kRcx), g.rdx = reg(ring::kRdx);
-  g.rsi = reg(ring::kRsi), g.rdi = reg(ring::kRdi), g.rbp = reg(ring::kRbp), g.rsp = reg(ring::kRsp);
-  g.r8 = reg(ring::kR8), g.r9 = reg(ring::kR9), g.r10 = reg(ring::kR10), g.r11 = reg(ring::kR11);
-  g.r12 = reg(ring::kR12), g.r13 = reg(ring::kR13), g.r14 = reg(ring::kR14), g.r15 = reg(ring::kR15);
-  g.rip = 0;
   uint32_t stack_bytes = 8;
   if (cookie < site_of_cookie_.size() && site_of_cookie_[cookie] != UINT32_MAX) {
     const Site& st = sites_[site_of_cookie_[cookie]];
     g.rip = st.patch.site.value() + static_cast<uint64_t>(slide_);
     stack_bytes = std::max<uint32_t>(st.stack_bytes, 8);
+    for (size_t i = 0; i < st.regs.size(); i++) g.*st.regs[i] = u64(ring::kRegs + static_cast<int32_t>(8 * i));
   }
   smp.stack.assign(r + ring::kStack, r + ring::kStack + std::min<uint32_t>(stack_bytes, ring::kStackWords * 8));
   smp.callchain.clear();

@@ -70,9 +70,9 @@ class InprocProbeSet {
 
   /// One per probe given to create(): backend kInproc, or kNone with the reason.
   const std::vector<ProbeStatus>& status() const { return status_; }
-  /// Reads the ring, calling FN per record (in publication order); sleeps up to TIMEOUT_MS
-  /// when empty. Returns the number of records.
-  size_t poll(const std::function<void(const ProbeSample&)>& fn, int timeout_ms);
+  /// Reads the ring, calling FN per record (in publication order), at most MAX_RECORDS;
+  /// sleeps up to TIMEOUT_MS when empty. Returns the number of records.
+  size_t poll(const std::function<void(const ProbeSample&)>& fn, int timeout_ms, size_t max_records = SIZE_MAX);
   /// Hits dropped because the ring was full, plus records given up on (a thread that
   /// reserved a slot and never published it).
   uint64_t lost() const { return drops_ + abandoned_; }
@@ -91,6 +91,7 @@ class InprocProbeSet {
     uint64_t trampoline = 0;  ///< runtime address
     uint32_t cookie = 0;
     uint32_t stack_bytes = 0;
+    std::vector<uint64_t ThreadRegs::*> regs;  ///< what each record's register words are
   };
   uint64_t tsc_to_ns(uint64_t tsc) const;
   void emit(const uint8_t* record, const std::function<void(const ProbeSample&)>& fn);

@@ -67,11 +67,12 @@ class Asm {
   void lock_xadd(uint8_t base, int32_t disp, uint8_t src) {
     byte(0xf0); rex(true, src, base); byte(0x0f); byte(0xc1); mem(src, base, disp);
   }
+  void lock_cmpxchg(uint8_t base, int32_t disp, uint8_t src) {
+    byte(0xf0); rex(true, src, base); byte(0x0f); byte(0xb1); mem(src, base, disp);
+  }
   void lock_inc(uint8_t base, int32_t disp) { byte(0xf0); rex(true, 0, base); byte(0xff); mem(0, base, disp); }
   void push(uint8_t r) { if (r >= 8) byte(0x41); byte(static_cast<uint8_t>(0x50 | (r & 7))); }
   void pop(uint8_t r) { if (r >= 8) byte(0x41); byte(static_cast<uint8_t>(0x58 | (r & 7))); }
-  void pushfq() { byte(0x9c); }
-  void popfq() { byte(0x9d); }
   void rdtscp() { byte(0x0f); byte(0x01); byte(0xf9); }
 
   // Jumps: rel32, to a label bound later (or an absolute runtime address).
@@ -100,7 +101,16 @@ class Asm {
   }
 };
 
-constexpr uint8_t kJae = 0x3, kJb = 0x2, kJa = 0x7, kJbe = 0x6, kJe = 0x4;
+std::optional<uint8_t> reg_number(std::string_view name) {
+  static constexpr std::pair<std::string_view, uint8_t> kNames[] = {
+      {"rax", RAX}, {"rcx", RCX}, {"rdx", RDX}, {"rbx", RBX}, {"rsp", RSP}, {"rbp", RBP}, {"rsi", RSI}, {"rdi", RDI},
+      {"r8", R8},   {"r9", R9},   {"r10", R10}, {"r11", R11}, {"r12", R12}, {"r13", R13}, {"r14", R14}, {"r15", R15}};
+  for (auto [n, r] : kNames)
+    if (n == name) return r;
+  return std::nullopt;
+}
+
+constexpr uint8_t kJae = 0x3, kJb = 0x2, kJa = 0x7, kJbe = 0x6, kJe = 0x4, kJne = 0x5;
 
 /// The condition code of a Jcc from its bytes (0x7X rel8 or 0x0F 0x8X rel32), or none.
 std::optional<uint8_t> jcc_condition(Bytes raw) {
@@ -216,6 +226,9 @@ Result<SitePatch> plan_patch(const Decoder& dec, Bytes func_code, RemoteAddr fun
                         in.addr.value(), in.target->value());
   }
   p.length = static_cast<uint8_t>(len);
+  const Insn& head = insns[first];
+  p.flags_dead = p.prologue_first || head.mnem == Mnem::kXor || head.mnem == Mnem::kOr || head.mnem == Mnem::kAnd ||
+                 head.mnem == Mnem::kCmp || head.mnem == Mnem::kTest;
   p.displaced.assign(insns.begin() + static_cast<std::ptrdiff_t>(first),
                      insns.begin() + static_cast<std::ptrdiff_t>(first + n));
   auto raw = func_code.subspan(static_cast<size_t>(site.value() - func_entry.value()), len);
@@ -227,6 +240,8 @@ Result<std::vector<uint8_t>> build_trampoline(const SitePatch& patch, const Tram
   using namespace ring;
   if (prm.slots == 0 || (prm.slots & (prm.slots - 1)) || prm.slots > (1u << 24))
     return make_error(ErrorKind::kInternal, "ring slots {} not a power of two up to 2^24", prm.slots);
+  if (prm.regs.size() > static_cast<size_t>(kRegWords))
+    return make_error(ErrorKind::kUnsupported, "{} registers to record, a record holds {}", prm.regs.size(), kRegWords);
   Asm a;
   a.at = at;
   auto raw_of = [&](const Insn& in) {
@@ -238,37 +253,58 @@ Result<std::vector<uint8_t>> build_trampoline(const SitePatch& patch, const Tram
   };
   if (patch.prologue_first) GORT_TRY_VOID(displaced());
 
-  // 32 bytes below the site's rsp: Go keeps at least StackSmall (128) bytes free below a
-  // checked frame (../shared/reference/platform.md, "In-process probes").
-  a.pushfq();
-  a.push(R11);
-  a.push(R12);
-  a.push(R13);
-  constexpr int32_t kPushed = 32;
-  int full = a.label(), done = a.label();
+  // 64 bytes at most below the site's rsp: Go keeps at least StackSmall (128) bytes free below any
+  // SP in a function's body (../shared/reference/platform.md, "In-process probes").
+  const uint8_t saved[] = {R11, R12, R13, RAX, RBX, RCX, RDX};  // pushed in this order
+  for (uint8_t r : saved) a.push(r);
+  // Live flags: the arithmetic ones through LAHF and SETO (POPFQ is slow), restored by
+  // ADD AL,0x7F (OF) and SAHF. DF is clear in Go code; nothing here changes the others.
+  const int32_t flags_slot = patch.flags_dead ? 0 : 8;
+  if (!patch.flags_dead) {
+    a.byte(0x9f);                               // lahf
+    a.byte(0x0f), a.byte(0x90), a.byte(0xc0);   // seto al
+    a.push(RAX);
+  }
+  const int32_t kPushed = 56 + flags_slot;
+  auto saved_at = [&](uint8_t r) -> std::optional<int32_t> {  // rsp offset of a pushed register
+    for (int i = 0; i < 7; i++)
+      if (saved[i] == r) return static_cast<int32_t>(flags_slot + 8 * (6 - i));
+    return std::nullopt;
+  };
+  int full = a.label(), done = a.label(), retry = a.label();
   a.mov_imm64(R12, prm.ring);
-  a.mov_imm32(R13, 1);
-  a.lock_xadd(R12, kHead, R13);  // r13 = index
-  a.mov(R11, R13);
+  // Reserve index head only while the ring has room (CMPXCHG loop): a dropped hit never
+  // takes an index, so every index taken gets published and the reader never waits on one.
+  a.load(RAX, R12, kHead);
+  a.bind(retry);
+  a.mov(R11, RAX);
   a.sub_load(R11, R12, kTail);
   a.cmp_imm(R11, static_cast<int32_t>(prm.slots));
   a.jcc(kJae, full);  // not read yet: drop
-  a.lea(R11, R13, 1);  // r11 = seq to publish
+  a.lea(R11, RAX, 1);  // r11 = head + 1, the seq to publish
+  a.lock_cmpxchg(R12, kHead, R11);  // head == rax ? head = r11 : rax = head
+  a.jcc(kJne, retry);
+  a.mov(R13, RAX);
   a.and_imm(R13, static_cast<int32_t>(prm.slots - 1));
-  a.shl(R13, 8);
-  static_assert(kRecord == 256);
+  static_assert(kRecord == 128);
+  a.shl(R13, 7);
   a.add(R13, R12);
   a.add_imm(R13, static_cast<int32_t>(kDataOffset));  // r13 = the record
-  auto reg_at = [](int slot) { return static_cast<int32_t>(kRegs + 8 * slot); };
-  const std::pair<uint8_t, int> direct[] = {{RAX, kRax}, {RBX, kRbx}, {RCX, kRcx}, {RDX, kRdx}, {RSI, kRsi},
-                                            {RDI, kRdi}, {RBP, kRbp}, {R8, kR8},   {R9, kR9},   {R10, kR10},
-                                            {R14, kR14}, {R15, kR15}};
-  for (auto [r, slot] : direct) a.store(R13, reg_at(slot), r);
-  // From here rax, rbx, rcx, rdx are scratch (restored from the record before publishing).
-  a.load(RAX, RSP, 16), a.store(R13, reg_at(kR11), RAX);
-  a.load(RAX, RSP, 8), a.store(R13, reg_at(kR12), RAX);
-  a.load(RAX, RSP, 0), a.store(R13, reg_at(kR13), RAX);
-  a.lea(RAX, RSP, kPushed), a.store(R13, reg_at(kRsp), RAX);
+  // The site's registers, as they were at the site.
+  for (size_t i = 0; i < prm.regs.size(); i++) {
+    auto r = reg_number(prm.regs[i]);
+    if (!r) return make_error(ErrorKind::kInternal, "no register '{}' to record", prm.regs[i]);
+    int32_t at = kRegs + static_cast<int32_t>(8 * i);
+    if (auto off = saved_at(*r)) {
+      a.load(RAX, RSP, *off);
+      a.store(R13, at, RAX);
+    } else if (*r == RSP) {
+      a.lea(RAX, RSP, kPushed);
+      a.store(R13, at, RAX);
+    } else {
+      a.store(R13, at, *r);
+    }
+  }
   for (int k = 0; k < kStackWords; k++) a.load(RAX, RSP, kPushed + 8 * k), a.store(R13, kStack + 8 * k, RAX);
   a.store_imm(R13, kCookie, static_cast<int32_t>(prm.cookie));  // also zeroes kCpu
   a.xor32(RAX);
@@ -286,7 +322,7 @@ Result<std::vector<uint8_t>> build_trampoline(const SitePatch& patch, const Tram
   if (prm.chain) {
     // Walk saved frame pointers from rbp while they stay inside the g's stack and go up.
     int end = a.label();
-    a.load(RCX, R13, reg_at(kRbp));
+    a.mov(RCX, RBP);
     a.load(RDX, R14, static_cast<int32_t>(prm.g_stack_lo));
     a.load(RBX, R14, static_cast<int32_t>(prm.g_stack_hi));
     for (int k = 0; k < kChainWords; k++) {
@@ -309,14 +345,14 @@ Result<std::vector<uint8_t>> build_trampoline(const SitePatch& patch, const Tram
   a.or_(RAX, RDX);
   a.store(R13, kTsc, RAX);
   a.store32(R13, kCpu, RCX);
-  for (auto [r, slot] : {std::pair<uint8_t, int>{RAX, kRax}, {RBX, kRbx}, {RCX, kRcx}, {RDX, kRdx}})
-    a.load(r, R13, reg_at(slot));
   a.store(R13, kSeq, R11);  // publish (x86 keeps the stores above in order before it)
   a.bind(done);
-  a.pop(R13);
-  a.pop(R12);
-  a.pop(R11);
-  a.popfq();
+  if (!patch.flags_dead) {
+    a.pop(RAX);
+    a.byte(0x04), a.byte(0x7f);  // add al, 0x7f: OF = the saved SETO bit
+    a.byte(0x9e);                // sahf
+  }
+  for (int i = 6; i >= 0; i--) a.pop(saved[i]);
   if (!patch.prologue_first) GORT_TRY_VOID(displaced());
   GORT_TRY_VOID(a.jmp_abs(patch.site.value() + static_cast<uint64_t>(prm.slide) + patch.length));
   a.bind(full);

@@ -30,16 +30,17 @@ namespace gort::core::inproc {
 /// not yet read, fill it and publish it by writing seq = index + 1 last. The reader
 /// advances tail.
 namespace ring {
-constexpr uint64_t kHead = 0, kTail = 8, kDrops = 16, kMagic = 24, kSlots = 32;
+// head (producers), tail (the reader) and drops on cache lines of their own: a reader
+// writing tail next to head made every producer CMPXCHG miss.
+constexpr uint64_t kHead = 0, kTail = 128, kDrops = 256, kMagic = 384, kSlots = 392;
 constexpr uint64_t kMagicValue = 0x31676e69722d6f67ull;  // "go-ring1"
 constexpr uint64_t kDataOffset = 4096;
-constexpr uint64_t kRecord = 256;
+constexpr uint64_t kRecord = 128;  ///< two cache lines: a hit costs what it writes
 // Record fields.
-constexpr int32_t kSeq = 0, kTsc = 8, kCookie = 16, kCpu = 20, kTid = 24, kRegs = 32, kStack = 160, kChain = 192;
-constexpr int kStackWords = 4;  ///< words from the site's rsp upward
-constexpr int kChainWords = 8;  ///< return addresses from the frame-pointer chain
-/// Register order at kRegs (8 bytes each).
-enum RegSlot { kRax, kRbx, kRcx, kRdx, kRsi, kRdi, kRbp, kRsp, kR8, kR9, kR10, kR11, kR12, kR13, kR14, kR15 };
+constexpr int32_t kSeq = 0, kTsc = 8, kCookie = 16, kCpu = 20, kTid = 24, kRegs = 32, kStack = 64, kChain = 80;
+constexpr int kRegWords = 4;    ///< the registers the site's event needs (ProbeSpec::regs)
+constexpr int kStackWords = 2;  ///< words from the site's rsp upward
+constexpr int kChainWords = 6;  ///< return addresses from the frame-pointer chain
 }  // namespace ring
 
 /// How one site is patched. Addresses are link-time.
@@ -50,6 +51,10 @@ struct SitePatch {
   /// stackguard; JBE morestack), run before the record. morestack re-enters the function
   /// at its entry, so recording first would count every stack growth twice.
   bool prologue_first = false;
+  /// The status flags are dead where the record runs (at an entry, after the stack check;
+  /// or the first displaced instruction writes all of them without reading any): the
+  /// trampoline need not save them (POPFQ alone cost ~10 ns a hit here).
+  bool flags_dead = false;
   std::vector<Insn> displaced;
   std::vector<uint8_t> original;  ///< the LENGTH bytes at SITE
 };
@@ -67,6 +72,8 @@ struct TrampolineParams {
   /// Offsets of g.m and m.procid (the thread id), when known; else the tid is 0.
   std::optional<uint32_t> g_m, m_procid;
   uint32_t g_stack_lo = 0, g_stack_hi = 8;
+  /// The registers to record, by name ("r14", "rbx", ...), at most ring::kRegWords.
+  std::vector<std::string> regs;
   /// Also record the frame-pointer chain (bounded by the g's stack).
   bool chain = true;
 };

@@ -41,6 +41,9 @@ struct ProbeSpec {
   /// kSample: stack bytes for this probe (0: ProbeOptions::stack_bytes), e.g. to read a
   /// callee's arguments that live in its caller's frame.
   uint32_t stack_bytes = 0;
+  /// In-process probes (core/inproc) record only these registers (at most 4; r14, the g,
+  /// first); perf samples every register anyway.
+  std::vector<std::string> regs;
 };
 
 /// kInproc: a patched jump to a trampoline in the program (core/inproc), not a perf event.

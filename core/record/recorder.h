@@ -23,6 +23,7 @@
 #include <string>
 #include <unordered_set>
 #include <utility>
+#include <deque>
 #include <vector>
 
 namespace gort::core::record {
@@ -149,19 +150,29 @@ class Recorder {
   /// Writes the held-back events stamped before BEFORE_NS, in time order.
   Result<void> flush_batch(uint64_t before_ns);
   static constexpr uint64_t kReorderMarginNs = 2'000'000;
+  static constexpr size_t kInprocChunk = 8192;
+  uint64_t newest_ns_ = 0;  ///< the latest event time seen
 
   int pid_ = 0;
   int64_t slide_ = 0;
   std::unique_ptr<GoBinary> bin_;
   RecordOptions opts_;
   std::vector<PlannedSite> sites_;
+  /// Each site's registers, resolved once (on_sample runs per event).
+  struct SiteRegs {
+    uint64_t ThreadRegs::*g, ThreadRegs::*goid, ThreadRegs::*map, ThreadRegs::*key, ThreadRegs::*obj,
+        ThreadRegs::*acquired_if_zero;
+  };
+  std::vector<SiteRegs> site_regs_;
   std::vector<std::string> warnings_;
   trace::Header header_;
   std::unique_ptr<PerfProbeSet> probes_;           ///< null when every site is in-process
   std::unique_ptr<inproc::InprocProbeSet> inproc_;
   std::vector<ProbeStatus> status_;                ///< both backends' probes
   std::optional<trace::Writer> writer_;
-  std::vector<trace::Event> batch_;
+  std::deque<trace::Event> batch_;  ///< held back for time order (front: oldest)
+  size_t sorted_ = 0;  ///< batch_[0, sorted_) is in time order
+  std::vector<std::vector<uint64_t>> spare_stacks_;  ///< written events' stack vectors, reused
   std::unordered_set<uint64_t> maps_;
   uint32_t select_send_site_ = UINT32_MAX;  ///< the unprobed "select.send" site
   uint64_t armed_ns_ = 0;                   ///< every probe enabled: earlier hits are dropped

@@ -51,6 +51,9 @@ struct ThreadRegs {
 /// The general register named NAME ("rax" ... "r15", "rip", "rsp", "rbp") in R; 0 for an
 /// unknown name.
 uint64_t reg_value(const ThreadRegs& r, std::string_view name);
+/// The ThreadRegs member of the register named NAME, or nullptr: resolve a name once,
+/// read it per event.
+uint64_t ThreadRegs::*reg_member(std::string_view name);
 
 /// Threads of a stopped target (process or core).
 class Threads {

@@ -42,7 +42,7 @@ Result<void> ProcMemory::read(RemoteAddr addr, std::span<uint8_t> out) const {
   return {};
 }
 
-uint64_t reg_value(const ThreadRegs& r, std::string_view name) {
+uint64_t ThreadRegs::*reg_member(std::string_view name) {
   static constexpr std::pair<std::string_view, uint64_t ThreadRegs::*> kRegs[] = {
       {"rax", &ThreadRegs::rax}, {"rbx", &ThreadRegs::rbx}, {"rcx", &ThreadRegs::rcx}, {"rdx", &ThreadRegs::rdx},
       {"rsi", &ThreadRegs::rsi}, {"rdi", &ThreadRegs::rdi}, {"rbp", &ThreadRegs::rbp}, {"rsp", &ThreadRegs::rsp},
@@ -50,8 +50,13 @@ uint64_t reg_value(const ThreadRegs& r, std::string_view name) {
       {"r12", &ThreadRegs::r12}, {"r13", &ThreadRegs::r13}, {"r14", &ThreadRegs::r14}, {"r15", &ThreadRegs::r15},
       {"rip", &ThreadRegs::rip}};
   for (auto& [n, m] : kRegs)
-    if (n == name) return r.*m;
-  return 0;
+    if (n == name) return m;
+  return nullptr;
+}
+
+uint64_t reg_value(const ThreadRegs& r, std::string_view name) {
+  auto m = reg_member(name);
+  return m ? r.*m : 0;
 }
 
 }  // namespace gort::core

@@ -40,6 +40,7 @@ void BlockEncoder::reset() {
   stack_index_.clear();
   stack_frames_.clear();
   stack_begin_.assign(1, 0);
+  last_stack_of_site_.assign(site_pcs_.size(), UINT32_MAX);
 }
 
 uint8_t* BlockEncoder::put_table_value(uint8_t* p, ValueTable& t, uint64_t v) {
@@ -50,14 +51,19 @@ uint8_t* BlockEncoder::put_table_value(uint8_t* p, ValueTable& t, uint64_t v) {
 }
 
 uint8_t* BlockEncoder::put_stack(uint8_t* p, const Event& e) {
+  auto same = [&](uint32_t i) {
+    const uint64_t* f = stack_frames_.data() + stack_begin_[i];
+    size_t len = stack_begin_[i + 1] - stack_begin_[i];
+    return len == e.stack.size() && std::equal(e.stack.begin(), e.stack.end(), f);
+  };
+  uint32_t* last = e.site < last_stack_of_site_.size() ? &last_stack_of_site_[e.site] : nullptr;
+  if (last && *last != UINT32_MAX && same(*last)) return put_uvarint(p, *last);
   uint64_t h = hash_stack(e.stack);
   uint32_t n_stacks = uint32_t(stack_begin_.size() - 1);
   auto it = stack_index_.find(h);
-  if (it != stack_index_.end()) {
-    uint32_t i = it->second;
-    const uint64_t* f = stack_frames_.data() + stack_begin_[i];
-    size_t len = stack_begin_[i + 1] - stack_begin_[i];
-    if (len == e.stack.size() && std::equal(e.stack.begin(), e.stack.end(), f)) return put_uvarint(p, i);
+  if (it != stack_index_.end() && same(it->second)) {
+    if (last) *last = it->second;
+    return put_uvarint(p, it->second);
   }
   // A new stack (or a hash collision, which simply stores the stack again). Frames are
   // zigzag deltas from the previous frame; the first from the site's pc, which it equals
@@ -72,6 +78,7 @@ uint8_t* BlockEncoder::put_stack(uint8_t* p, const Event& e) {
   }
   stack_frames_.insert(stack_frames_.end(), e.stack.begin(), e.stack.end());
   stack_begin_.push_back(uint32_t(stack_frames_.size()));
+  if (last) *last = n_stacks;
   return p;
 }
 
