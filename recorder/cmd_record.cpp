@@ -68,7 +68,8 @@ Options:
   --max-hw N           use at most N debug registers (0-4; 0 = uprobes only). Default: 4
                        on bare metal, 0 in a virtual machine, where a hardware breakpoint
                        hit can reach the program as a stray SIGTRAP (docs/record.md)
-  --ring-pages N       perf ring buffer pages per CPU (power of two; default 1024)
+  --ring-pages N       ring buffer pages per CPU (power of two; default 1024: 4 MiB). The
+                       in-process backend has one ring: 32 MiB, or N pages times the CPUs
   --backend perf|inproc
                        perf (default): perf events, 10-17 us a hit. inproc: patch each
                        probe site with a jump to a trampoline gort maps into the program,
@@ -121,6 +122,7 @@ struct Options {
   double duration = 0;
   std::string perf_out;
   bool quiet = false;
+  bool ring_pages_given = false;
 };
 
 /// --dangling: what the scans after each GC cost and found.
@@ -430,7 +432,11 @@ int record(Options& o) {
     perf_pid = *p;
   }
   o.rec.command = o.command;
-  if (const char* e = getenv("GORT_INPROC_RING_MIB")) o.rec.inproc_ring_bytes = std::strtoull(e, nullptr, 10) << 20;
+  // The in-process ring: 32 MiB unless --ring-pages says (then what the perf rings would
+  // take: N pages per CPU). A burst of ~250k events fits while gort catches up.
+  if (o.ring_pages_given)
+    o.rec.inproc_ring_bytes = std::max<uint64_t>(1u << 20, uint64_t{o.rec.ring_pages} * 4096 *
+                                                               static_cast<uint64_t>(std::max(1L, sysconf(_SC_NPROCESSORS_ONLN))));
   bool held = launched;  // a launched child stays ptrace-stopped by us until release()
   o.rec.stop_world = [&held, pid]() -> core::Result<std::unique_ptr<core::inproc::World>> {
     if (held) {
@@ -601,6 +607,7 @@ int run_record(const Args& args) {
       if (!need("a power of two") || !core::parse_u64(v, n) || n == 0 || (n & (n - 1)) || n > (1u << 16))
         return usage_error(kRecordCommand, "--ring-pages takes a power of two up to 65536");
       o.rec.ring_pages = static_cast<uint32_t>(n);
+      o.ring_pages_given = true;
     } else if (tok == "--perf") {
       if (!need("a perf.data path")) return kExitUsage;
       o.perf_out = v;

@@ -434,6 +434,15 @@ struct ConcurrentWrites::Impl {
       case trace::SiteKind::kGoStart:
         if (e.g && e.goid) goid_of_g.put(e.g, e.goid);
         return;
+      case trace::SiteKind::kLost:
+        // Hits were dropped here: every open window may have lost its end (and later ends
+        // may lack their begins, which close() ignores). Close them all, unreported.
+        for (uint32_t slot = 0; slot < slab.size(); slot++)
+          if (slab[slot].in_use) {
+            close_window(slot, e.time_ns, false);
+            st.lost_ends++;
+          }
+        return;
       case trace::SiteKind::kGoExit: {
         if (!e.g) return;
         uint64_t* known = goid_of_g.find(e.g);

@@ -28,6 +28,18 @@ constexpr uint64_t kTrampolineMax = 1024;  // bytes reserved per trampoline (~56
 constexpr uint64_t kMapFixedNoreplace = 0x100000;
 constexpr uint64_t kStallNs = 500'000'000;  // a reserved slot unpublished this long is given up
 
+/// PID has exited (no such process, or a zombie whose memory is gone).
+bool process_gone(int pid) {
+  FILE* f = fopen(fmt::format("/proc/{}/stat", pid).c_str(), "r");
+  if (!f) return true;
+  char buf[512];
+  size_t n = fread(buf, 1, sizeof buf - 1, f);
+  fclose(f);
+  buf[n] = 0;
+  const char* close_paren = strrchr(buf, ')');  // the state follows "(comm) "
+  return !close_paren || close_paren[1] == 0 || close_paren[2] == 'Z' || close_paren[2] == 'X';
+}
+
 uint64_t page_up(uint64_t x) { return (x + kPage - 1) & ~(kPage - 1); }
 
 bool in_patched_range(uint64_t pc, const std::vector<std::pair<uint64_t, uint64_t>>& ranges) {
@@ -67,8 +79,8 @@ Result<std::unique_ptr<InprocProbeSet>> InprocProbeSet::create(const StopWorld& 
       refuse("a register the event needs is not a general register");
       continue;
     }
-    if (spec.stack_bytes > ring::kStackWords * 8) {
-      refuse(fmt::format("needs {} stack bytes, a record holds {}", spec.stack_bytes, ring::kStackWords * 8));
+    if (spec.stack_bytes > 4096) {
+      refuse(fmt::format("needs {} stack bytes, a record holds 2 words", spec.stack_bytes));
       continue;
     }
     RemoteAddr link = spec.addr - static_cast<uint64_t>(slide);
@@ -89,7 +101,8 @@ Result<std::unique_ptr<InprocProbeSet>> InprocProbeSet::create(const StopWorld& 
     }
     bool dup = false;
     for (auto& other : s->sites_)
-      if (other.patch.site < link + patch->length && link < other.patch.site + other.patch.length) dup = true;
+      if (other.patch.start < patch->start + patch->length && patch->start < other.patch.start + other.patch.length)
+        dup = true;
     if (dup) {
       refuse("overlaps another in-process probe's patched bytes");
       continue;
@@ -100,6 +113,7 @@ Result<std::unique_ptr<InprocProbeSet>> InprocProbeSet::create(const StopWorld& 
   }
   if (s->sites_.empty()) return s;  // nothing to install: every probe falls back
 
+  s->calibrate();  // before the program is stopped: it takes 20 ms
   GORT_TRY(auto syscall_link, find_syscall_insn(bin, dec));
   uint64_t syscall_at = syscall_link.value() + static_cast<uint64_t>(slide);
   s->slots_ = 1;
@@ -206,12 +220,13 @@ Result<std::unique_ptr<InprocProbeSet>> InprocProbeSet::create(const StopWorld& 
     p.g_stack_lo = L.g_stack_lo;
     p.g_stack_hi = L.g_stack_hi;
     p.chain = opts.chain;
+    p.stack_word = ring::second_stack_word(site.stack_bytes);
     for (auto& st : s->status_)
       if (st.spec.cookie == site.cookie) p.regs = st.spec.regs;
     GORT_TRY(auto t, build_trampoline(site.patch, p, site.trampoline));
     if (t.size() > kTrampolineMax) return make_error(ErrorKind::kInternal, "trampoline of {} bytes", t.size());
     std::copy(t.begin(), t.end(), page.begin() + static_cast<std::ptrdiff_t>(i * kTrampolineMax));
-    uint64_t at = site.patch.site.value() + static_cast<uint64_t>(slide);
+    uint64_t at = site.patch.start.value() + static_cast<uint64_t>(slide);
     ranges.push_back({at, at + site.patch.length});
   }
   GORT_TRY_VOID(world->write(s->code_, page));
@@ -221,7 +236,7 @@ Result<std::unique_ptr<InprocProbeSet>> InprocProbeSet::create(const StopWorld& 
   // Patch, checking each site still holds the bytes planned from the file (another tool's
   // breakpoint would show here).
   for (auto& site : s->sites_) {
-    uint64_t at = site.patch.site.value() + static_cast<uint64_t>(slide);
+    uint64_t at = site.patch.start.value() + static_cast<uint64_t>(slide);
     std::vector<uint8_t> now(site.patch.length);
     if (pread(fd, now.data(), now.size(), static_cast<off_t>(at)) != static_cast<ssize_t>(now.size()) ||
         now != site.patch.original) {
@@ -244,7 +259,6 @@ Result<std::unique_ptr<InprocProbeSet>> InprocProbeSet::create(const StopWorld& 
   }
   world.reset();  // the program runs again
   s->install_ns_ = monotonic_ns() - t0;
-  s->calibrate();
   return s;
 }
 
@@ -320,6 +334,7 @@ size_t InprocProbeSet::poll(const std::function<void(const ProbeSample&)>& fn, i
     if (exited_ || now - stall_since_ns_ > kStallNs) {
       tail_++;
       abandoned_++;
+      pending_loss_ = true;
       stall_since_ns_ = 0;
       tail_p->store(tail_, std::memory_order_release);
       continue;
@@ -342,7 +357,13 @@ void InprocProbeSet::emit(const uint8_t* r, const std::function<void(const Probe
   smp.cookie = cookie;
   smp.time_ns = tsc_to_ns(u64(ring::kTsc));
   smp.pid = static_cast<uint32_t>(pid_);
-  smp.tid = static_cast<uint32_t>(u64(ring::kTid));
+  uint32_t tid, drops_seen;
+  std::memcpy(&tid, r + ring::kTid, 4);
+  std::memcpy(&drops_seen, r + ring::kDropsSeen, 4);
+  smp.tid = tid;
+  smp.after_loss = drops_seen != drops_seen_ || pending_loss_;
+  pending_loss_ = false;
+  drops_seen_ = drops_seen;
   smp.cpu = cpu & 0xfff;
   ThreadRegs& g = smp.regs;
   g = ThreadRegs{};
@@ -354,7 +375,11 @@ void InprocProbeSet::emit(const uint8_t* r, const std::function<void(const Probe
     stack_bytes = std::max<uint32_t>(st.stack_bytes, 8);
     for (size_t i = 0; i < st.regs.size(); i++) g.*st.regs[i] = u64(ring::kRegs + static_cast<int32_t>(8 * i));
   }
-  smp.stack.assign(r + ring::kStack, r + ring::kStack + std::min<uint32_t>(stack_bytes, ring::kStackWords * 8));
+  // [rsp] and the one other word the site needs, at its offset (TrampolineParams::stack_word).
+  uint32_t word = ring::second_stack_word(stack_bytes);
+  smp.stack.assign(std::max<uint32_t>(stack_bytes, 16), 0);
+  std::memcpy(smp.stack.data(), r + ring::kStack, 8);
+  std::memcpy(smp.stack.data() + word, r + ring::kStack + 8, 8);
   smp.callchain.clear();
   smp.callchain.push_back(g.rip);
   for (int k = 0; k < ring::kChainWords; k++) {
@@ -375,12 +400,13 @@ Result<void> InprocProbeSet::remove() {
   auto t0 = monotonic_ns();
   auto world = stop_();
   if (!world) {
-    exited_ = true;  // gone (or cannot be stopped: nothing more can be done)
+    exited_ = true;
+    if (process_gone(pid_)) return {};  // nothing left to restore
     return make_error(world.error().kind, "restoring the patched code: {}", world.error().message);
   }
   // A thread inside a trampoline finishes it (the page stays), then runs the restored code.
   for (auto& site : sites_) {
-    uint64_t at = site.patch.site.value() + static_cast<uint64_t>(slide_);
+    uint64_t at = site.patch.start.value() + static_cast<uint64_t>(slide_);
     GORT_TRY_VOID((*world)->write(at, site.patch.original));
   }
   world->reset();

@@ -76,6 +76,8 @@ class InprocProbeSet {
   /// Hits dropped because the ring was full, plus records given up on (a thread that
   /// reserved a slot and never published it).
   uint64_t lost() const { return drops_ + abandoned_; }
+  /// Hits were dropped after the last record read (no later record says so).
+  bool lost_since_last_record() const { return static_cast<uint32_t>(drops_) != drops_seen_ || pending_loss_; }
   bool exited() const { return exited_; }
   /// Restores every patched byte (world stopped again); the page and the ring stay mapped
   /// (a signal frame may still hold a trampoline PC). Called by the destructor if needed.
@@ -109,6 +111,8 @@ class InprocProbeSet {
   uint64_t ring_ = 0, slots_ = 0, code_ = 0, code_size_ = 0;
   uint64_t tail_ = 0, drops_ = 0, abandoned_ = 0;
   uint64_t stall_since_ns_ = 0;
+  uint32_t drops_seen_ = 0;  ///< the drop count the last record carried
+  bool pending_loss_ = false;  ///< a slot was given up on since the last record
   bool exited_ = false, removed_ = false;
   uint64_t install_ns_ = 0, remove_ns_ = 0;
   // TSC -> CLOCK_MONOTONIC: ns = ns0 + (tsc - tsc0) * ns_per_tsc.

@@ -131,7 +131,6 @@ bool rip_relative(const Insn& in) {
 std::string not_relocatable(const Insn& in, Bytes raw) {
   if (in.invalid) return "undecodable bytes";
   if (in.is_call()) return "a CALL (its return address would point into the trampoline)";
-  if (in.is_ret()) return "a RET";
   if (in.mnem == Mnem::kInt3 || in.mnem == Mnem::kUd2) return "a trap instruction";
   if (in.is_jump()) {
     if (!in.target) return "an indirect jump";
@@ -186,54 +185,69 @@ Result<SitePatch> plan_patch(const Decoder& dec, Bytes func_code, RemoteAddr fun
   auto it = std::find_if(insns.begin(), insns.end(), [&](const Insn& i) { return i.addr == site; });
   if (it == insns.end())
     return make_error(ErrorKind::kUnsupported, "{:#x} is not an instruction boundary of its function", site.value());
-  SitePatch p;
-  p.site = site;
-  size_t first = static_cast<size_t>(it - insns.begin());
-  size_t n = 0;
-  if (site == func_entry) {
-    n = stack_check_length(insns);
-    p.prologue_first = n > 0;
-  }
-  size_t len = 0;
-  for (size_t k = 0; k < n; k++) len += insns[first + k].size;
-  while (len < kJmpLen) {
-    if (first + n >= insns.size())
-      return make_error(ErrorKind::kUnsupported, "fewer than {} bytes before the function's end", kJmpLen);
-    len += insns[first + n].size;
-    n++;
-  }
+  const size_t k = static_cast<size_t>(it - insns.begin());
   auto raw_of = [&](const Insn& in) {
     return func_code.subspan(static_cast<size_t>(in.addr.value() - func_entry.value()), in.size);
   };
-  for (size_t k = 0; k < n; k++) {
-    const Insn& in = insns[first + k];
-    std::string why = not_relocatable(in, raw_of(in));
-    if (!why.empty())
-      return make_error(ErrorKind::kUnsupported, "cannot move the instruction at {:#x}: {}", in.addr.value(), why);
-    // An unconditional JMP ends what runs: bytes after it inside the range are not code
-    // of this path (and the branch-target check below covers them).
-    if (in.mnem == Mnem::kJmp && k + 1 < n)
-      return make_error(ErrorKind::kUnsupported, "a JMP at {:#x} inside the patched bytes", in.addr.value());
+  std::optional<Error> indirect;
+  for (const Insn& in : insns)
+    if (in.is_jump() && !in.target && !indirect)
+      indirect = Error{ErrorKind::kUnsupported,
+                       fmt::format("the function has an indirect jump at {:#x} (a jump table could land inside the patch)",
+                                   in.addr.value())};
+  if (indirect) return *indirect;
+  // The JMP over instructions FROM.., the first BEFORE of them (ending just before SITE)
+  // run before the record.
+  auto try_range = [&](size_t from, size_t before) -> Result<SitePatch> {
+    size_t n = 0, len = 0;
+    while (len < kJmpLen || from + n <= k) {  // up to 5 bytes, and SITE included
+      if (from + n >= insns.size())
+        return make_error(ErrorKind::kUnsupported, "fewer than {} bytes before the function's end", kJmpLen);
+      len += insns[from + n].size;
+      n++;
+    }
+    for (size_t i = 0; i < n; i++) {
+      const Insn& in = insns[from + i];
+      std::string why = not_relocatable(in, raw_of(in));
+      if (!why.empty())
+        return make_error(ErrorKind::kUnsupported, "cannot move the instruction at {:#x}: {}", in.addr.value(), why);
+      // Control leaves at a JMP or RET: bytes after it in the range belong to code reached
+      // some other way.
+      if ((in.mnem == Mnem::kJmp || in.is_ret()) && i + 1 < n)
+        return make_error(ErrorKind::kUnsupported, "a {} at {:#x} inside the patched bytes",
+                          in.is_ret() ? "RET" : "JMP", in.addr.value());
+    }
+    RemoteAddr lo = insns[from].addr, hi = lo + len;
+    for (const Insn& in : insns)
+      if (in.target && *in.target > lo && *in.target < hi)
+        return make_error(ErrorKind::kUnsupported, "the branch at {:#x} lands inside the bytes to patch ({:#x})",
+                          in.addr.value(), in.target->value());
+    SitePatch p;
+    p.site = site;
+    p.start = lo;
+    p.length = static_cast<uint8_t>(len);
+    p.before = before;
+    const Insn& at = insns[k];
+    p.flags_dead = (site == func_entry && before > 0) || at.is_ret() || at.mnem == Mnem::kXor ||
+                   at.mnem == Mnem::kOr || at.mnem == Mnem::kAnd || at.mnem == Mnem::kCmp || at.mnem == Mnem::kTest;
+    p.displaced.assign(insns.begin() + static_cast<std::ptrdiff_t>(from),
+                       insns.begin() + static_cast<std::ptrdiff_t>(from + n));
+    auto raw = func_code.subspan(static_cast<size_t>(lo.value() - func_entry.value()), len);
+    p.original.assign(raw.begin(), raw.end());
+    return p;
+  };
+  if (site == func_entry)
+    if (size_t check = stack_check_length(insns); check > 0) return try_range(k, check);
+  auto forward = try_range(k, 0);
+  if (forward) return forward;
+  // Back up over up to 3 instructions of the same block before SITE.
+  for (size_t b = 1; b <= 3 && b <= k; b++) {
+    const Insn& prev = insns[k - b];
+    if (prev.is_jump() || prev.is_call() || prev.is_ret() || prev.invalid) break;
+    auto back = try_range(k - b, b);
+    if (back) return back;
   }
-  RemoteAddr lo = site, hi = site + len;
-  for (const Insn& in : insns) {
-    if (in.is_jump() && !in.target)
-      return make_error(ErrorKind::kUnsupported,
-                        "the function has an indirect jump at {:#x} (a jump table could land inside the patch)",
-                        in.addr.value());
-    if (in.target && *in.target > lo && *in.target < hi)
-      return make_error(ErrorKind::kUnsupported, "the branch at {:#x} lands inside the bytes to patch ({:#x})",
-                        in.addr.value(), in.target->value());
-  }
-  p.length = static_cast<uint8_t>(len);
-  const Insn& head = insns[first];
-  p.flags_dead = p.prologue_first || head.mnem == Mnem::kXor || head.mnem == Mnem::kOr || head.mnem == Mnem::kAnd ||
-                 head.mnem == Mnem::kCmp || head.mnem == Mnem::kTest;
-  p.displaced.assign(insns.begin() + static_cast<std::ptrdiff_t>(first),
-                     insns.begin() + static_cast<std::ptrdiff_t>(first + n));
-  auto raw = func_code.subspan(static_cast<size_t>(site.value() - func_entry.value()), len);
-  p.original.assign(raw.begin(), raw.end());
-  return p;
+  return forward.error();
 }
 
 Result<std::vector<uint8_t>> build_trampoline(const SitePatch& patch, const TrampolineParams& prm, uint64_t at) {
@@ -245,13 +259,13 @@ Result<std::vector<uint8_t>> build_trampoline(const SitePatch& patch, const Tram
   Asm a;
   a.at = at;
   auto raw_of = [&](const Insn& in) {
-    return Bytes(patch.original).subspan(static_cast<size_t>(in.addr.value() - patch.site.value()), in.size);
+    return Bytes(patch.original).subspan(static_cast<size_t>(in.addr.value() - patch.start.value()), in.size);
   };
-  auto displaced = [&]() -> Result<void> {
-    for (const Insn& in : patch.displaced) GORT_TRY_VOID(relocate(a, in, raw_of(in), prm.slide));
+  auto displaced = [&](size_t from, size_t to) -> Result<void> {
+    for (size_t i = from; i < to; i++) GORT_TRY_VOID(relocate(a, patch.displaced[i], raw_of(patch.displaced[i]), prm.slide));
     return {};
   };
-  if (patch.prologue_first) GORT_TRY_VOID(displaced());
+  GORT_TRY_VOID(displaced(0, patch.before));
 
   // 64 bytes at most below the site's rsp: Go keeps at least StackSmall (128) bytes free below any
   // SP in a function's body (../shared/reference/platform.md, "In-process probes").
@@ -305,7 +319,8 @@ Result<std::vector<uint8_t>> build_trampoline(const SitePatch& patch, const Tram
       a.store(R13, at, *r);
     }
   }
-  for (int k = 0; k < kStackWords; k++) a.load(RAX, RSP, kPushed + 8 * k), a.store(R13, kStack + 8 * k, RAX);
+  a.load(RAX, RSP, kPushed), a.store(R13, kStack, RAX);
+  a.load(RAX, RSP, kPushed + static_cast<int32_t>(prm.stack_word)), a.store(R13, kStack + 8, RAX);
   a.store_imm(R13, kCookie, static_cast<int32_t>(prm.cookie));  // also zeroes kCpu
   a.xor32(RAX);
   if (prm.g_m && prm.m_procid) {
@@ -316,7 +331,9 @@ Result<std::vector<uint8_t>> build_trampoline(const SitePatch& patch, const Tram
     a.load(RAX, RAX, static_cast<int32_t>(*prm.m_procid));
     a.bind(no_m);
   }
-  a.store(R13, kTid, RAX);
+  a.store32(R13, kTid, RAX);
+  a.load(RAX, R12, kDrops);
+  a.store32(R13, kDropsSeen, RAX);
   a.xor32(RAX);
   for (int k = 0; k < kChainWords; k++) a.store(R13, kChain + 8 * k, RAX);
   if (prm.chain) {
@@ -353,8 +370,8 @@ Result<std::vector<uint8_t>> build_trampoline(const SitePatch& patch, const Tram
     a.byte(0x9e);                // sahf
   }
   for (int i = 6; i >= 0; i--) a.pop(saved[i]);
-  if (!patch.prologue_first) GORT_TRY_VOID(displaced());
-  GORT_TRY_VOID(a.jmp_abs(patch.site.value() + static_cast<uint64_t>(prm.slide) + patch.length));
+  GORT_TRY_VOID(displaced(patch.before, patch.displaced.size()));
+  GORT_TRY_VOID(a.jmp_abs(patch.start.value() + static_cast<uint64_t>(prm.slide) + patch.length));
   a.bind(full);
   a.lock_inc(R12, kDrops);
   a.jmp(done);
@@ -364,7 +381,7 @@ Result<std::vector<uint8_t>> build_trampoline(const SitePatch& patch, const Tram
 
 Result<std::vector<uint8_t>> jump_bytes(const SitePatch& patch, int64_t slide, uint64_t trampoline) {
   Asm a;
-  a.at = patch.site.value() + static_cast<uint64_t>(slide);
+  a.at = patch.start.value() + static_cast<uint64_t>(slide);
   GORT_TRY_VOID(a.jmp_abs(trampoline));
   while (a.b.size() < patch.length) a.byte(0xcc);
   return a.b;

@@ -37,26 +37,34 @@ constexpr uint64_t kMagicValue = 0x31676e69722d6f67ull;  // "go-ring1"
 constexpr uint64_t kDataOffset = 4096;
 constexpr uint64_t kRecord = 128;  ///< two cache lines: a hit costs what it writes
 // Record fields.
-constexpr int32_t kSeq = 0, kTsc = 8, kCookie = 16, kCpu = 20, kTid = 24, kRegs = 32, kStack = 64, kChain = 80;
+/// kDropsSeen: the low 32 bits of the drop counter when the record was taken: a change
+/// between two records says hits were dropped between them.
+constexpr int32_t kSeq = 0, kTsc = 8, kCookie = 16, kCpu = 20, kTid = 24, kDropsSeen = 28, kRegs = 32, kStack = 64,
+                  kChain = 80;
 constexpr int kRegWords = 4;    ///< the registers the site's event needs (ProbeSpec::regs)
-constexpr int kStackWords = 2;  ///< words from the site's rsp upward
+constexpr int kStackWords = 2;  ///< [rsp] and one more stack word (TrampolineParams::stack_word)
 constexpr int kChainWords = 6;  ///< return addresses from the frame-pointer chain
+/// Where the second recorded stack word lies for a site that needs STACK_BYTES bytes from
+/// rsp: its last word (the first is [rsp]).
+inline uint32_t second_stack_word(uint32_t stack_bytes) { return stack_bytes <= 16 ? 8 : (stack_bytes - 8) & ~7u; }
 }  // namespace ring
 
 /// How one site is patched. Addresses are link-time.
 struct SitePatch {
-  RemoteAddr site;
+  RemoteAddr site;               ///< the probed instruction: the event is its state
+  RemoteAddr start;              ///< the first byte the JMP replaces (SITE, or just before it)
   uint8_t length = 0;            ///< bytes the JMP replaces (>= 5; the rest become INT3)
-  /// At a function's entry: the displaced instructions are Go's stack check (CMP SP,
-  /// stackguard; JBE morestack), run before the record. morestack re-enters the function
-  /// at its entry, so recording first would count every stack growth twice.
-  bool prologue_first = false;
-  /// The status flags are dead where the record runs (at an entry, after the stack check;
-  /// or the first displaced instruction writes all of them without reading any): the
+  /// The first BEFORE displaced instructions run before the record: at a function's entry
+  /// Go's stack check (morestack re-enters the function at its entry, so recording first
+  /// would count every stack growth twice); or the instructions just before SITE when the
+  /// ones after it cannot be moved (a RET, a CALL).
+  size_t before = 0;
+  /// The status flags are dead where the record runs (after an entry's stack check, before
+  /// a RET, or before an instruction that writes all of them without reading any): the
   /// trampoline need not save them (POPFQ alone cost ~10 ns a hit here).
   bool flags_dead = false;
   std::vector<Insn> displaced;
-  std::vector<uint8_t> original;  ///< the LENGTH bytes at SITE
+  std::vector<uint8_t> original;  ///< the LENGTH bytes at START
 };
 
 /// Decides how to patch SITE of the function whose code is FUNC_CODE at FUNC_ENTRY, or says
@@ -74,6 +82,9 @@ struct TrampolineParams {
   uint32_t g_stack_lo = 0, g_stack_hi = 8;
   /// The registers to record, by name ("r14", "rbx", ...), at most ring::kRegWords.
   std::vector<std::string> regs;
+  /// The second stack word recorded is [rsp + STACK_WORD] (the first is [rsp]): e.g. an
+  /// argument a sync event's object is read from.
+  uint32_t stack_word = 8;
   /// Also record the frame-pointer chain (bounded by the g's stack).
   bool chain = true;
 };

@@ -81,6 +81,7 @@ struct ProbeSample {
   ThreadRegs regs;        ///< user registers at the hit (tid filled)
   std::vector<uint8_t> stack;  ///< stack_bytes bytes from rsp upward
   std::vector<uint64_t> callchain;  ///< user PCs, innermost (ip) first; empty unless asked
+  bool after_loss = false;  ///< samples were dropped just before this one (in-process ring)
 };
 
 class PerfProbeSet {

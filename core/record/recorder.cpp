@@ -252,6 +252,16 @@ Result<std::unique_ptr<Recorder>> Recorder::start(int pid, std::unique_ptr<GoBin
   GORT_TRY(auto sites,
            plan_sites(*bin, opts.hw_first, r->warnings_, opts.sync, opts.reads, opts.dangling, opts.convert_hooks));
   r->sites_ = std::move(sites);
+  if (opts.backend == RecordOptions::Backend::kInproc) {
+    // Where the in-process ring dropped hits, a kLost event (concurrent_writes.cpp closes
+    // every open window there instead of taking a lost end for an overlap).
+    PlannedSite lost;
+    lost.site.kind = trace::SiteKind::kLost;
+    lost.site.function = "(gort: ring full)";
+    lost.probed = false;
+    r->lost_site_ = static_cast<uint32_t>(r->sites_.size());
+    r->sites_.push_back(lost);
+  }
   for (const PlannedSite& ps : r->sites_)
     r->site_regs_.push_back({reg_member(ps.g_reg), reg_member(ps.goid_reg), reg_member(ps.map_reg),
                              reg_member(ps.key_reg), reg_member(ps.obj_reg), reg_member(ps.acquired_if_zero)});
@@ -281,7 +291,7 @@ Result<std::unique_ptr<Recorder>> Recorder::start(int pid, std::unique_ptr<GoBin
   po.max_hw = opts.max_hw;
   if (opts.max_hw == RecordOptions::kAutoHw) {
     po.max_hw = under_hypervisor() ? 0 : 4;
-    if (po.max_hw == 0)
+    if (po.max_hw == 0 && opts.backend == RecordOptions::Backend::kPerf)
       r->warnings_.push_back(
           "running under a hypervisor: uprobes only (a hardware breakpoint hit can reach the program as a stray "
           "SIGTRAP on some hypervisors and kill it; --max-hw 4 uses the debug registers anyway)");
@@ -314,6 +324,10 @@ Result<std::unique_ptr<Recorder>> Recorder::start(int pid, std::unique_ptr<GoBin
     r->inproc_ = std::move(ip);
   }
   if (!perf_specs.empty()) {
+    if (opts.backend == RecordOptions::Backend::kInproc && opts.max_hw == RecordOptions::kAutoHw && po.max_hw == 0)
+      r->warnings_.push_back(fmt::format("the {} site(s) above get uprobes, not hardware breakpoints: this is a virtual "
+                                         "machine (--max-hw 4 uses the debug registers anyway)",
+                                         perf_specs.size()));
     GORT_TRY(auto set, PerfProbeSet::create(pid, perf_specs, po));
     r->probes_ = std::move(set);
     for (const ProbeStatus& st : r->probes_->status()) r->status_.push_back(st);
@@ -321,7 +335,8 @@ Result<std::unique_ptr<Recorder>> Recorder::start(int pid, std::unique_ptr<GoBin
   // Probes are enabled one after another: a hit before the last one is armed can be half of
   // a write (its begin seen, its end not yet probed). Attached to a running program, that
   // made a false concurrent-map-write in CI (a lost end, 15 ms into the recording).
-  r->armed_ns_ = monotonic_ns();
+  // In-process probes are all patched in one stop of the program: armed together.
+  r->armed_ns_ = r->probes_ ? monotonic_ns() : 0;
 
   trace::Header& h = r->header_;
   h.executable = bin->elf().path();
@@ -413,6 +428,14 @@ bool is_map_event_kind(trace::SiteKind k) {
 
 }  // namespace
 
+void Recorder::add_lost(uint64_t time_ns) {
+  if (lost_site_ == UINT32_MAX) return;
+  trace::Event e;
+  e.time_ns = time_ns;
+  e.site = lost_site_;
+  batch_.push_back(std::move(e));
+}
+
 void Recorder::on_sample(const ProbeSample& s) {
   if (s.cookie >= sites_.size()) return;
   if (s.time_ns < armed_ns_) {
@@ -420,6 +443,7 @@ void Recorder::on_sample(const ProbeSample& s) {
     return;
   }
   newest_ns_ = std::max(newest_ns_, s.time_ns);
+  if (s.after_loss) add_lost(s.time_ns - 1);
   const PlannedSite& ps = sites_[s.cookie];
   if (ps.site.kind == trace::SiteKind::kGcMarkTermination) {
     gc_marks_++;
@@ -599,11 +623,13 @@ Result<trace::Summary> Recorder::finish(const std::string& end_reason) {
   std::optional<Error> unpatch;
   if (inproc_)
     if (auto rm = inproc_->remove(); !rm) unpatch = rm.error();
-  // Whatever the rings still hold (also after the target exited: the kernel keeps them).
+  // Whatever the rings still hold (also after the target exited: the kernel keeps perf
+  // rings, gort maps the in-process one).
   for (int i = 0; i < 100; i++) {
     GORT_TRY(size_t n, pump(0));
     if (n == 0) break;
   }
+  if (inproc_ && inproc_->lost_since_last_record()) add_lost(newest_ns_ + 1);
   GORT_TRY_VOID(flush_batch(UINT64_MAX));
   trace::Summary sum;
   sum.end_ns = monotonic_ns();

@@ -61,7 +61,7 @@ struct RecordOptions {
   enum class Backend { kPerf, kInproc };
   Backend backend = Backend::kPerf;
   inproc::StopWorld stop_world;
-  uint64_t inproc_ring_bytes = 64u << 20;
+  uint64_t inproc_ring_bytes = 32u << 20;  ///< 262144 records of 128 bytes
 };
 
 /// True when the CPU says it runs under a hypervisor (the "hypervisor" flag in
@@ -145,6 +145,8 @@ class Recorder {
  private:
   Recorder() = default;
   void on_sample(const ProbeSample& s);
+  void add_lost(uint64_t time_ns);  ///< a kLost event (in-process recordings)
+  uint32_t lost_site_ = UINT32_MAX;
   void add_select_cases(const ProbeSample& s, const trace::Event& entry);
   Result<void> write_existing_goroutines();
   /// Writes the held-back events stamped before BEFORE_NS, in time order.

@@ -55,10 +55,13 @@ enum class SiteKind : uint8_t {
   /// runtime.checkptrArithmetic (checkptr builds) or of a function the user named
   /// (--convert-hook); Event::key = the integer converted, Site::op = "convert".
   kConvert = 15,
+  /// Events were lost just before this point (a full ring; `gort record --backend inproc`):
+  /// any window open now may have lost its end, and a window's begin may be missing.
+  kLost = 16,
 };
 /// "entry", "write-begin", "write-end", "return", "throw", "go-start", "go-exit",
 /// "acquire", "release", "sync-call", "sync-return", "go-create", "map-read",
-/// "gc-mark-termination", "convert"
+/// "gc-mark-termination", "convert", "lost"
 const char* to_string(SiteKind k);
 /// The inverse of to_string(SiteKind); nullopt for an unknown name.
 std::optional<SiteKind> parse_site_kind(std::string_view name);

@@ -35,6 +35,7 @@ constexpr std::pair<SiteKind, const char*> kKindNames[] = {
     {SiteKind::kAcquire, "acquire"}, {SiteKind::kRelease, "release"},       {SiteKind::kSyncCall, "sync-call"},
     {SiteKind::kSyncReturn, "sync-return"}, {SiteKind::kGoCreate, "go-create"}, {SiteKind::kMapRead, "map-read"},
     {SiteKind::kGcMarkTermination, "gc-mark-termination"}, {SiteKind::kConvert, "convert"},
+    {SiteKind::kLost, "lost"},
 };
 }  // namespace
 

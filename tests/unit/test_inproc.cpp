@@ -92,15 +92,20 @@ TEST_CASE("inproc: a patched function records every call and still computes the 
 
   auto entry = plan_patch(decoder(), code, RemoteAddr(fn), RemoteAddr(fn));
   REQUIRE(entry);
-  CHECK(entry->prologue_first);
+  CHECK(entry->before == 2);
   CHECK(entry->length == 6);  // CMP (4) + JBE rel8 (2), re-run in the trampoline first
   auto mid = plan_patch(decoder(), code, RemoteAddr(fn), RemoteAddr(fn + 6));
   REQUIRE(mid);
-  CHECK(!mid->prologue_first);
+  CHECK(mid->before == 0);
   CHECK(mid->length == 7);  // XOR (4) + MOV (3)
-  // The last store and the RET: a RET cannot be moved.
-  auto last = plan_patch(decoder(), code, RemoteAddr(fn), RemoteAddr(fn + 13));
-  CHECK(!last);
+  // At the RET: too few bytes after it, so the JMP starts at the store before it, which
+  // runs before the record (the state at the RET), and the RET runs from the trampoline.
+  auto ret = plan_patch(decoder(), code, RemoteAddr(fn), RemoteAddr(fn + 17));
+  REQUIRE(ret);
+  CHECK(ret->start.value() == fn + 13);
+  CHECK(ret->length == 5);
+  CHECK(ret->before == 1);
+  CHECK(ret->flags_dead);
 
   constexpr uint64_t kSlots = 64;
   std::vector<uint8_t> ring_mem(ring::kDataOffset + kSlots * ring::kRecord + 4096);
@@ -112,14 +117,18 @@ TEST_CASE("inproc: a patched function records every call and still computes the 
   prm.g_m = 48;
   prm.m_procid = 64;
   prm.regs = {"r14", "rbx", "rbp", "rsp"};
-  uint64_t t_entry = fn + 0x400, t_mid = fn + 0x800;
+  uint64_t t_entry = fn + 0x400, t_mid = fn + 0x800, t_ret = fn + 0xc00;
   prm.cookie = 1;
   auto a = build_trampoline(*entry, prm, t_entry);
   prm.cookie = 2;
   auto b = build_trampoline(*mid, prm, t_mid);
+  prm.cookie = 3;
+  auto c = build_trampoline(*ret, prm, t_ret);
   REQUIRE(a);
   REQUIRE(b);
+  REQUIRE(c);
   CHECK(a->size() < 1024);
+  std::memcpy(page.p + 0xc00, c->data(), c->size());
   for (const Insn& in : decoder().decode(Bytes(a->data(), a->size()), RemoteAddr(t_entry))) CHECK(!in.invalid);
   std::memcpy(page.p + 0x400, a->data(), a->size());
   std::memcpy(page.p + 0x800, b->data(), b->size());
@@ -139,13 +148,16 @@ TEST_CASE("inproc: a patched function records every call and still computes the 
   CHECK(call(page.p, &g, &frames[0], map) == reinterpret_cast<uint64_t>(map));
   auto ja = jump_bytes(*entry, 0, t_entry);
   auto jb = jump_bytes(*mid, 0, t_mid);
+  auto jc = jump_bytes(*ret, 0, t_ret);
   REQUIRE(ja);
   REQUIRE(jb);
+  REQUIRE(jc);
   CHECK(ja->size() == 6);
   CHECK((*ja)[0] == 0xe9);
   CHECK((*ja)[5] == 0xcc);
   std::memcpy(page.p, ja->data(), ja->size());
   std::memcpy(page.p + 6, jb->data(), jb->size());
+  std::memcpy(page.p + 13, jc->data(), jc->size());
 
   for (int i = 0; i < 10; i++) CHECK(call(page.p, &g, &frames[0], map) == reinterpret_cast<uint64_t>(map));
   CHECK(map[0x22] == 0);  // both flag stores ran, relocated
@@ -154,15 +166,15 @@ TEST_CASE("inproc: a patched function records every call and still computes the 
     std::memcpy(&v, ring_p + off, 8);
     return v;
   };
-  CHECK(u64(ring::kHead) == 20);
+  CHECK(u64(ring::kHead) == 30);
   CHECK(u64(ring::kDrops) == 0);
   uint64_t prev_tsc = 0, first_rsp = 0;
-  for (uint64_t i = 0; i < 20; i++) {
+  for (uint64_t i = 0; i < 30; i++) {
     uint64_t r = ring::kDataOffset + i * ring::kRecord;
     CHECK(u64(r + ring::kSeq) == i + 1);
     uint32_t cookie;
     std::memcpy(&cookie, ring_p + r + ring::kCookie, 4);
-    CHECK(cookie == (i % 2 == 0 ? 1u : 2u));  // the entry first, then the store
+    CHECK(cookie == i % 3 + 1);  // the entry, the first store, the RET
     CHECK(u64(r + ring::kTid) == 4242);
     // prm.regs: r14 (kept), rbx (pushed by the trampoline: read back from its stack), rbp,
     // rsp (the site's, above the trampoline's pushes).
@@ -187,7 +199,7 @@ TEST_CASE("inproc: a patched function records every call and still computes the 
   // A full ring drops and counts, never blocks: 64 slots, nobody reading.
   for (int i = 0; i < 100; i++) call(page.p, &g, &frames[0], map);
   CHECK(u64(ring::kHead) == kSlots);
-  CHECK(u64(ring::kDrops) == 20 + 200 - kSlots);
+  CHECK(u64(ring::kDrops) == 30 + 300 - kSlots);
   CHECK(map[0x22] == 0);
 }
 
