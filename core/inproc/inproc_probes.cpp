@@ -40,6 +40,18 @@ bool process_gone(int pid) {
   return !close_paren || close_paren[1] == 0 || close_paren[2] == 'Z' || close_paren[2] == 'X';
 }
 
+/// PID runs under a seccomp filter ("Seccomp: 2" in /proc/PID/status).
+bool seccomp_filtered(int pid) {
+  FILE* f = fopen(fmt::format("/proc/{}/status", pid).c_str(), "r");
+  if (!f) return false;
+  char line[256];
+  bool filtered = false;
+  while (fgets(line, sizeof line, f))
+    if (std::strncmp(line, "Seccomp:", 8) == 0) filtered = std::atoi(line + 8) == 2;
+  fclose(f);
+  return filtered;
+}
+
 uint64_t page_up(uint64_t x) { return (x + kPage - 1) & ~(kPage - 1); }
 
 bool in_patched_range(uint64_t pc, const std::vector<std::pair<uint64_t, uint64_t>>& ranges) {
@@ -113,6 +125,11 @@ Result<std::unique_ptr<InprocProbeSet>> InprocProbeSet::create(const StopWorld& 
   }
   if (s->sites_.empty()) return s;  // nothing to install: every probe falls back
 
+  if (seccomp_filtered(pid))
+    return make_error(ErrorKind::kUnsupported,
+                      "process {} runs under a seccomp filter: the system calls gort would make in it (mmap, openat) "
+                      "could be refused or kill it; use --backend perf",
+                      pid);
   s->calibrate();  // before the program is stopped: it takes 20 ms
   GORT_TRY(auto syscall_link, find_syscall_insn(bin, dec));
   uint64_t syscall_at = syscall_link.value() + static_cast<uint64_t>(slide);
