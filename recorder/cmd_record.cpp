@@ -548,9 +548,14 @@ int record(Options& o) {
   }
   if (sum->lost)
     fmt::print(stderr,
-               "gort record: warning: the kernel dropped {} events (ring buffer full): a report may miss overlaps; "
-               "rerun with a bigger --ring-pages\n",
-               sum->lost);
+               "gort record: warning: {} {} events (ring buffer full): a report may miss overlaps; "
+               "rerun with a bigger --ring-pages{}\n",
+               o.rec.backend == core::record::RecordOptions::Backend::kInproc ? "the in-process ring dropped"
+                                                                                : "the kernel dropped",
+               sum->lost,
+               o.rec.backend == core::record::RecordOptions::Backend::kInproc
+                   ? " (the program wrote faster than gort reads: `lost` events mark where)"
+                   : "");
   if (launched && !reason.starts_with("target")) fmt::print(stderr, "gort record: the program (pid {}) runs on\n", pid);
   fmt::print(stderr, "next: gort report {}{}\n", o.rec.output, o.perf_out.empty() ? "" : " --perf " + o.perf_out);
   return reason.starts_with("error") ? kExitFailure : kExitOk;

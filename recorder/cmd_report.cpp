@@ -737,7 +737,7 @@ struct Report {
     if (summary && !summary->end_reason.empty()) fmt::format_to(B, "ended: {}\n", summary->end_reason);
     if (lost())
       fmt::format_to(B,
-                     "WARNING: {} events were LOST (the kernel's ring buffer was full): the findings may be "
+                     "WARNING: {} events were LOST (a ring buffer was full): the findings may be "
                      "incomplete, and a window whose end was lost can look longer than it was. Record again with "
                      "a bigger --ring-pages.\n",
                      lost());

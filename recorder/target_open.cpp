@@ -239,8 +239,8 @@ core::Result<void> ProcessFreeze::step_out(int tid, const std::vector<std::pair<
     bool inside = false;
     for (auto [lo, hi] : ranges) inside |= r.rip > lo && r.rip < hi;
     if (!inside) break;
-    if (step == 64) {
-      out = core::make_error(core::ErrorKind::kIo, "thread {} did not leave {:#x} in 64 steps", tid,
+    if (step == 512) {
+      out = core::make_error(core::ErrorKind::kIo, "thread {} did not leave {:#x} in 512 steps", tid,
                              static_cast<uint64_t>(r.rip));
       break;
     }

@@ -133,6 +133,7 @@ Result<std::unique_ptr<InprocProbeSet>> InprocProbeSet::create(const StopWorld& 
   s->calibrate();  // before the program is stopped: it takes 20 ms
   GORT_TRY(auto syscall_link, find_syscall_insn(bin, dec));
   uint64_t syscall_at = syscall_link.value() + static_cast<uint64_t>(slide);
+  s->syscall_at_ = syscall_at;
   s->slots_ = 1;
   while (s->slots_ * 2 * ring::kRecord <= opts.ring_bytes) s->slots_ *= 2;
   s->slots_ = std::max<uint64_t>(s->slots_, 64);
@@ -148,19 +149,9 @@ Result<std::unique_ptr<InprocProbeSet>> InprocProbeSet::create(const StopWorld& 
   } close_mem{fd};
 
   auto t0 = monotonic_ns();
-  std::unique_ptr<World> world;
-  // A thread inside a signal handler has its real PC in a signal frame, which the check
-  // below cannot see: let it finish and stop again.
-  for (int attempt = 0;; attempt++) {
-    GORT_TRY(world, stop());
-    bool busy = false;
-    for (auto& t : world->stopped_threads()) busy |= t.in_signal_handler;
-    if (!busy) break;
-    world.reset();
-    if (attempt == 50)
-      return make_error(ErrorKind::kIo, "a thread of process {} stayed inside a signal handler for 100 ms", pid);
-    std::this_thread::sleep_for(std::chrono::milliseconds(2));
-  }
+  bool quiet = false;
+  GORT_TRY(auto world, stop_quiet(stop, quiet));
+  if (!quiet) return make_error(ErrorKind::kIo, "a thread of process {} stayed inside a signal handler for 100 ms", pid);
   const World::Thread* injector = nullptr;
   for (auto& t : world->stopped_threads())
     if (t.usable_for_syscalls) {
@@ -415,20 +406,52 @@ Result<void> InprocProbeSet::remove() {
   removed_ = true;
   if (exited_) return {};
   auto t0 = monotonic_ns();
-  auto world = stop_();
+  bool quiet = false;
+  auto world = stop_quiet(stop_, quiet);
   if (!world) {
     exited_ = true;
     if (process_gone(pid_)) return {};  // nothing left to restore
     return make_error(world.error().kind, "restoring the patched code: {}", world.error().message);
   }
-  // A thread inside a trampoline finishes it (the page stays), then runs the restored code.
   for (auto& site : sites_) {
     uint64_t at = site.patch.start.value() + static_cast<uint64_t>(slide_);
     GORT_TRY_VOID((*world)->write(at, site.patch.original));
   }
+  // Unmap the trampolines and the ring only when nothing can run them again: no thread in
+  // a signal handler (whose signal frame could hold a trampoline PC), and the threads
+  // stopped inside a trampoline stepped out of it (into the restored code).
+  if (quiet) {
+    std::vector<std::pair<uint64_t, uint64_t>> page = {{code_ - 1, code_ + code_size_}};
+    bool out = true;
+    for (auto& t : (*world)->stopped_threads())
+      if (t.regs.rip >= code_ && t.regs.rip < code_ + code_size_) out &= bool((*world)->step_out(t.tid, page));
+    const World::Thread* injector = nullptr;
+    for (auto& t : (*world)->stopped_threads())
+      if (t.usable_for_syscalls) injector = &t;
+    if (out && injector) {
+      auto unmap = [&](uint64_t addr, uint64_t len) {
+        auto r = (*world)->syscall(injector->tid, syscall_at_, SYS_munmap, {addr, len, 0, 0, 0, 0});
+        return r && *r == 0;
+      };
+      unmapped_ = unmap(code_, code_size_) && unmap(ring_, local_size_);
+    }
+  }
   world->reset();
   remove_ns_ = monotonic_ns() - t0;
   return {};
+}
+
+Result<std::unique_ptr<World>> InprocProbeSet::stop_quiet(const StopWorld& stop, bool& quiet) {
+  // A thread inside a signal handler has its real PC in a signal frame, which gort cannot
+  // see: let it finish and stop again.
+  for (int attempt = 0;; attempt++) {
+    GORT_TRY(auto world, stop());
+    quiet = true;
+    for (auto& t : world->stopped_threads()) quiet &= !t.in_signal_handler;
+    if (quiet || attempt == 50) return world;
+    world.reset();
+    std::this_thread::sleep_for(std::chrono::milliseconds(2));
+  }
 }
 
 }  // namespace gort::core::inproc

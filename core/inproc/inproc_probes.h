@@ -79,9 +79,12 @@ class InprocProbeSet {
   /// Hits were dropped after the last record read (no later record says so).
   bool lost_since_last_record() const { return static_cast<uint32_t>(drops_) != drops_seen_ || pending_loss_; }
   bool exited() const { return exited_; }
-  /// Restores every patched byte (world stopped again); the page and the ring stay mapped
-  /// (a signal frame may still hold a trampoline PC). Called by the destructor if needed.
+  /// Restores every patched byte (world stopped again) and unmaps the code page and the
+  /// ring from the program, unless a thread is inside a signal handler (its signal frame
+  /// may hold a trampoline PC): then they stay. Called by the destructor if needed.
   Result<void> remove();
+  /// remove() unmapped the page and the ring (false: they stay in the program).
+  bool unmapped() const { return unmapped_; }
   /// Nanoseconds the world was stopped to install / to remove.
   uint64_t install_pause_ns() const { return install_ns_; }
   uint64_t remove_pause_ns() const { return remove_ns_; }
@@ -96,6 +99,9 @@ class InprocProbeSet {
     std::vector<uint64_t ThreadRegs::*> regs;  ///< what each record's register words are
   };
   uint64_t tsc_to_ns(uint64_t tsc) const;
+  /// STOP's world with no thread inside a signal handler (QUIET), or after 50 tries the
+  /// last one (QUIET false).
+  static Result<std::unique_ptr<World>> stop_quiet(const StopWorld& stop, bool& quiet);
   void emit(const uint8_t* record, const std::function<void(const ProbeSample&)>& fn);
   void calibrate();
 
@@ -108,7 +114,8 @@ class InprocProbeSet {
   std::vector<ProbeStatus> status_;
   std::vector<Site> sites_;
   std::vector<uint32_t> site_of_cookie_;
-  uint64_t ring_ = 0, slots_ = 0, code_ = 0, code_size_ = 0;
+  uint64_t ring_ = 0, slots_ = 0, code_ = 0, code_size_ = 0, syscall_at_ = 0;
+  bool unmapped_ = false;  ///< remove() unmapped the page and the ring from the program
   uint64_t tail_ = 0, drops_ = 0, abandoned_ = 0;
   uint64_t stall_since_ns_ = 0;
   uint32_t drops_seen_ = 0;  ///< the drop count the last record carried

@@ -155,7 +155,7 @@ struct Event {
 struct Summary {
   uint64_t end_ns = 0;
   uint64_t events = 0;        ///< events written
-  uint64_t lost = 0;          ///< samples the kernel dropped (ring full)
+  uint64_t lost = 0;          ///< samples dropped (a full ring: the kernel's, or the in-process one)
   uint64_t filtered = 0;      ///< events dropped by --maps
   std::string end_reason;     ///< "duration", "interrupted", "target exited (status 0)",
                               ///< "target killed by signal 6", "stopped"

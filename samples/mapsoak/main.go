@@ -3,7 +3,7 @@
 // a mutex, with GC churn, until a line arrives on stdin (or -duration passes), then check
 // every value and print a checksum that does not depend on how long it ran.
 //
-//	mapsoak [-duration 1.5s]
+//	mapsoak [-duration 1.5s] [-cpuprofile FILE]
 //
 // stdout: "map 0x... strmap 0x..." and "ready" at start (the maps' runtime addresses, for
 // `gort watch map`), then "mapsoak len=1000 strs=100 sum=... ok" at the end. The number
@@ -15,6 +15,7 @@ import (
 	"flag"
 	"fmt"
 	"os"
+	"runtime/pprof"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -76,7 +77,20 @@ func writer(s *store, w uint64, stop *atomic.Bool, rounds *atomic.Int64, first, 
 
 func main() {
 	dur := flag.Duration("duration", 0, "stop after this long (default: at the first line on stdin, or EOF)")
+	cpuprofile := flag.String("cpuprofile", "", "CPU-profile the run into this file (SIGPROF on every thread)")
 	flag.Parse()
+	if *cpuprofile != "" {
+		f, err := os.Create(*cpuprofile)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "mapsoak:", err)
+			os.Exit(2)
+		}
+		if err := pprof.StartCPUProfile(f); err != nil {
+			fmt.Fprintln(os.Stderr, "mapsoak:", err)
+			os.Exit(2)
+		}
+		defer pprof.StopCPUProfile()
+	}
 	s := &store{m: map[uint64]uint64{}, strs: map[string]int{}}
 	fmt.Printf("map %p strmap %p\n", s.m, s.strs)
 	var stop atomic.Bool

@@ -39,10 +39,10 @@ def loops_for(toolchain):
 class Soak:
     """One running samples/mapsoak."""
 
-    def __init__(self, exe: Path, tmp: Path):
+    def __init__(self, exe: Path, tmp: Path, args=()):
         self.out, self.err = tmp / "soak.out", tmp / "soak.err"
         with open(self.out, "w") as o, open(self.err, "w") as e:
-            self.p = subprocess.Popen([str(exe)], stdin=subprocess.PIPE, stdout=o, stderr=e)
+            self.p = subprocess.Popen([str(exe), *args], stdin=subprocess.PIPE, stdout=o, stderr=e)
         deadline = time.monotonic() + 30
         while "ready" not in self.out.read_text():
             assert self.p.poll() is None and time.monotonic() < deadline, self.output()
@@ -82,8 +82,8 @@ def soak(toolchain, tmp_path):
     exe = build_sample(toolchain, "mapsoak")
     started = []
 
-    def start():
-        s = Soak(exe, tmp_path)
+    def start(*args):
+        s = Soak(exe, tmp_path, args)
         started.append(s)
         return s
     yield start
