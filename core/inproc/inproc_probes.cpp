@@ -91,7 +91,7 @@ Result<std::unique_ptr<InprocProbeSet>> InprocProbeSet::create(const StopWorld& 
       refuse("a register the event needs is not a general register");
       continue;
     }
-    if (spec.stack_bytes > 4096) {
+    if (spec.stack_bytes > 4096 && !spec.gather) {
       refuse(fmt::format("needs {} stack bytes, a record holds 2 words", spec.stack_bytes));
       continue;
     }
@@ -121,7 +121,17 @@ Result<std::unique_ptr<InprocProbeSet>> InprocProbeSet::create(const StopWorld& 
     }
     st.backend = ProbeBackend::kInproc;
     s->status_.push_back(st);
-    s->sites_.push_back({std::move(*patch), 0, spec.cookie, spec.stack_bytes, std::move(members)});
+    uint64_t ThreadRegs::*gather_base = nullptr;
+    if (spec.gather) {
+      gather_base = reg_member(spec.gather->base_reg);
+      if (!gather_base || std::find(members.begin(), members.end(), gather_base) == members.end()) {
+        s->status_.back().backend = ProbeBackend::kNone;
+        s->status_.back().error = "gathers from a register it does not record";
+        continue;
+      }
+    }
+    s->sites_.push_back({std::move(*patch), 0, spec.cookie, spec.stack_bytes, std::move(members), spec.gather,
+                         gather_base});
   }
   if (s->sites_.empty()) return s;  // nothing to install: every probe falls back
 
@@ -229,6 +239,11 @@ Result<std::unique_ptr<InprocProbeSet>> InprocProbeSet::create(const StopWorld& 
     p.g_stack_hi = L.g_stack_hi;
     p.chain = opts.chain;
     p.stack_word = ring::second_stack_word(site.stack_bytes);
+    if (site.gather) {
+      p.gather_base = site.gather->base_reg;
+      p.gather_stride = site.gather->stride;
+      p.gather_offset = site.gather->offset;
+    }
     for (auto& st : s->status_)
       if (st.spec.cookie == site.cookie) p.regs = st.spec.regs;
     GORT_TRY(auto t, build_trampoline(site.patch, p, site.trampoline));
@@ -383,13 +398,35 @@ void InprocProbeSet::emit(const uint8_t* r, const std::function<void(const Probe
     stack_bytes = std::max<uint32_t>(st.stack_bytes, 8);
     for (size_t i = 0; i < st.regs.size(); i++) g.*st.regs[i] = u64(ring::kRegs + static_cast<int32_t>(8 * i));
   }
+  smp.callchain.clear();
+  smp.callchain.push_back(g.rip);
+  const Site* site = cookie < site_of_cookie_.size() && site_of_cookie_[cookie] != UINT32_MAX
+                         ? &sites_[site_of_cookie_[cookie]] : nullptr;
+  if (site && site->gather) {
+    // [rsp], then the gathered words where a read of the stack bytes expects them.
+    const ProbeSpec::Gather& G = *site->gather;
+    g.rsp = u64(ring::kStack + 8);
+    uint64_t base = g.*site->gather_base + G.offset;
+    smp.stack.assign(8, 0);
+    std::memcpy(smp.stack.data(), r + ring::kStack, 8);
+    if (base >= g.rsp && base - g.rsp < (1u << 16)) {
+      uint64_t first = base - g.rsp;
+      uint64_t read = std::min<uint64_t>(u64(ring::kChain + 8 * ring::kGatherWords), ring::kGatherWords);
+      for (uint64_t k = 0; k < read && k < G.count; k++) {
+        uint64_t v = u64(ring::kChain + static_cast<int32_t>(8 * k));
+        uint64_t at = first + k * G.stride;
+        if (smp.stack.size() < at + 8) smp.stack.resize(at + 8, 0);
+        std::memcpy(smp.stack.data() + at, &v, 8);
+      }
+    }
+    fn(smp);
+    return;
+  }
   // [rsp] and the one other word the site needs, at its offset (TrampolineParams::stack_word).
   uint32_t word = ring::second_stack_word(stack_bytes);
   smp.stack.assign(std::max<uint32_t>(stack_bytes, 16), 0);
   std::memcpy(smp.stack.data(), r + ring::kStack, 8);
   std::memcpy(smp.stack.data() + word, r + ring::kStack + 8, 8);
-  smp.callchain.clear();
-  smp.callchain.push_back(g.rip);
   for (int k = 0; k < ring::kChainWords; k++) {
     uint64_t pc = u64(ring::kChain + 8 * k);
     if (pc == 0) break;

@@ -97,6 +97,8 @@ class InprocProbeSet {
     uint32_t cookie = 0;
     uint32_t stack_bytes = 0;
     std::vector<uint64_t ThreadRegs::*> regs;  ///< what each record's register words are
+    std::optional<ProbeSpec::Gather> gather;
+    uint64_t ThreadRegs::*gather_base = nullptr;
   };
   uint64_t tsc_to_ns(uint64_t tsc) const;
   /// STOP's world with no thread inside a signal handler (QUIET), or after 50 tries the

@@ -200,7 +200,7 @@ Result<SitePatch> plan_patch(const Decoder& dec, Bytes func_code, RemoteAddr fun
   // run before the record.
   auto try_range = [&](size_t from, size_t before) -> Result<SitePatch> {
     size_t n = 0, len = 0;
-    while (len < kJmpLen || from + n <= k) {  // up to 5 bytes, and SITE included
+    while (len < kJmpLen || n < before || from + n <= k) {  // 5 bytes, the BEFORE ones, SITE
       if (from + n >= insns.size())
         return make_error(ErrorKind::kUnsupported, "fewer than {} bytes before the function's end", kJmpLen);
       len += insns[from + n].size;
@@ -320,7 +320,9 @@ Result<std::vector<uint8_t>> build_trampoline(const SitePatch& patch, const Tram
     }
   }
   a.load(RAX, RSP, kPushed), a.store(R13, kStack, RAX);
-  a.load(RAX, RSP, kPushed + static_cast<int32_t>(prm.stack_word)), a.store(R13, kStack + 8, RAX);
+  if (prm.gather_base) a.lea(RAX, RSP, kPushed);  // the site's rsp: where the gathered words sit
+  else a.load(RAX, RSP, kPushed + static_cast<int32_t>(prm.stack_word));
+  a.store(R13, kStack + 8, RAX);
   a.store_imm(R13, kCookie, static_cast<int32_t>(prm.cookie));  // also zeroes kCpu
   a.xor32(RAX);
   if (prm.g_m && prm.m_procid) {
@@ -336,7 +338,30 @@ Result<std::vector<uint8_t>> build_trampoline(const SitePatch& patch, const Tram
   a.store32(R13, kDropsSeen, RAX);
   a.xor32(RAX);
   for (int k = 0; k < kChainWords; k++) a.store(R13, kChain + 8 * k, RAX);
-  if (prm.chain) {
+  if (prm.gather_base) {
+    // Words at [base + i*stride + offset], while inside [site rsp, g.stack.hi).
+    auto base = reg_number(*prm.gather_base);
+    if (!base) return make_error(ErrorKind::kInternal, "no register '{}' to gather from", *prm.gather_base);
+    int end = a.label();
+    if (auto off = saved_at(*base)) a.load(RCX, RSP, *off);
+    else if (*base == RSP) a.lea(RCX, RSP, kPushed);
+    else a.mov(RCX, *base);
+    a.add_imm(RCX, static_cast<int32_t>(prm.gather_offset));
+    a.lea(RDX, RSP, kPushed);
+    a.load(RBX, R14, static_cast<int32_t>(prm.g_stack_hi));
+    for (int k = 0; k < kGatherWords; k++) {
+      a.cmp(RCX, RDX);
+      a.jcc(kJb, end);
+      a.lea(RAX, RCX, 8);
+      a.cmp(RAX, RBX);
+      a.jcc(kJa, end);
+      a.load(RAX, RCX, 0);
+      a.store(R13, kChain + 8 * k, RAX);
+      a.store_imm(R13, kChain + 8 * kGatherWords, k + 1);  // how many were read
+      a.add_imm(RCX, static_cast<int32_t>(prm.gather_stride));
+    }
+    a.bind(end);
+  } else if (prm.chain) {
     // Walk saved frame pointers from rbp while they stay inside the g's stack and go up.
     int end = a.label();
     a.mov(RCX, RBP);

@@ -44,6 +44,8 @@ constexpr int32_t kSeq = 0, kTsc = 8, kCookie = 16, kCpu = 20, kTid = 24, kDrops
 constexpr int kRegWords = 4;    ///< the registers the site's event needs (ProbeSpec::regs)
 constexpr int kStackWords = 2;  ///< [rsp] and one more stack word (TrampolineParams::stack_word)
 constexpr int kChainWords = 6;  ///< return addresses from the frame-pointer chain
+/// Or, at a site that gathers words (ProbeSpec::Gather), up to 5 of them, then their count.
+constexpr int kGatherWords = kChainWords - 1;
 /// Where the second recorded stack word lies for a site that needs STACK_BYTES bytes from
 /// rsp: its last word (the first is [rsp]).
 inline uint32_t second_stack_word(uint32_t stack_bytes) { return stack_bytes <= 16 ? 8 : (stack_bytes - 8) & ~7u; }
@@ -85,6 +87,11 @@ struct TrampolineParams {
   /// The second stack word recorded is [rsp + STACK_WORD] (the first is [rsp]): e.g. an
   /// argument a sync event's object is read from.
   uint32_t stack_word = 8;
+  /// Instead of the frame-pointer chain, copy [GATHER_BASE + i*STRIDE + OFFSET] for i <
+  /// kChainWords (those inside the g's stack) into the chain words, and rsp into the second
+  /// stack word (ProbeSpec::Gather).
+  std::optional<std::string> gather_base;
+  uint32_t gather_stride = 0, gather_offset = 0;
   /// Also record the frame-pointer chain (bounded by the g's stack).
   bool chain = true;
 };

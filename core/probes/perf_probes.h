@@ -19,6 +19,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -44,6 +45,15 @@ struct ProbeSpec {
   /// In-process probes (core/inproc) record only these registers (at most 4; r14, the g,
   /// first); perf samples every register anyway.
   std::vector<std::string> regs;
+  /// In-process probes: words the event needs from memory, [BASE + i*STRIDE + OFFSET] for
+  /// i < COUNT, handed to the consumer at those addresses in ProbeSample::stack (whose
+  /// start is regs.rsp), as a perf sample's stack bytes would have them (runtime.selectgo's
+  /// cases, in its caller's frame). Perf reads stack_bytes instead.
+  struct Gather {
+    std::string base_reg;
+    uint32_t stride = 0, offset = 0, count = 0;
+  };
+  std::optional<Gather> gather;
 };
 
 /// kInproc: a patched jump to a trampoline in the program (core/inproc), not a perf event.

@@ -281,8 +281,13 @@ Result<std::unique_ptr<Recorder>> Recorder::start(int pid, std::unique_ptr<GoBin
     for (const std::string* reg : {&ps.g_reg, &ps.goid_reg, &ps.map_reg, &ps.key_reg, &ps.obj_reg, &ps.acquired_if_zero})
       if (!reg->empty() && std::find(spec.regs.begin(), spec.regs.end(), *reg) == spec.regs.end())
         spec.regs.push_back(*reg);
-    if (ps.select_entry)
-      for (const char* reg : {"rax", "rdi", "rsi", "rsp"}) spec.regs.push_back(reg);
+    if (ps.select_entry) {
+      // selectgo(cas0 RAX, ..., nsends RDI, nrecvs RSI): the in-process backend gathers
+      // the cases' channels (scase.c) instead of the stack bytes perf samples.
+      for (const char* reg : {"rax", "rdi", "rsi"}) spec.regs.push_back(reg);
+      const RuntimeLayouts& L = bin->layouts();
+      spec.gather = ProbeSpec::Gather{"rax", L.scase_size, L.scase_c, 64};
+    }
     specs.push_back(spec);
   }
   ProbeOptions po;

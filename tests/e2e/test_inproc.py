@@ -3,7 +3,9 @@
 - samples/mapcount (N writes to one map through a noinline function): exactly N
   write-begin and N write-end events for its map, none lost, launched and attached; normal,
   PIE, stripped and cgo builds; the program's own output is unchanged.
-- samples/concurrent_writes: the same writer pair named as with the perf backend.
+- samples/concurrent_writes: the same writer pair named as with the perf backend; the
+  happens-before samples (unlocked_path, synced) give the same findings with either
+  backend (a differential test, on the newest Go and 1.23).
 - samples/mapsoak attached: repeated record/detach cycles and a kill -9 of gort mid-recording
   leave the program running to its correct output, untraced.
 """
@@ -14,7 +16,8 @@ import time
 
 import pytest
 
-from conftest import BUILD_DIR, build_sample, run_gort
+import racecmp
+from conftest import BUILD_DIR, build_sample, is_primary, run_gort
 from test_detach import loops_for, soak  # noqa: F401 (the fixture: a running samples/mapsoak)
 from test_record import dump_events, report_json, wait_for_events
 
@@ -142,3 +145,36 @@ def test_kill9_recorder(toolchain, soak, tmp_path):
         s.finish(f"kill -9 of gort record --backend inproc, round {i + 1}")
         rep = report_json(trace, "--partial")
         assert rep["stats"]["events"] > 0
+
+
+# chan: in about one in six in-process recordings on go1.23 the happens-before analysis
+# reported the produce/consume pair of samples/synced chan (and noted "1 synchronization
+# return matched no call"); the perf recordings never did. In-process timestamps are ~µs
+# closer than uprobe ones: see the issue 8 note. Kept running, not hidden.
+CHAN_XFAIL = pytest.mark.xfail(reason="in-process chan recordings sometimes give a false produce/consume pair", strict=False)
+
+
+@pytest.mark.parametrize("sample,args,reads", [("unlocked_path", ("write",), False), ("unlocked_path", ("read",), True),
+                                               *[pytest.param("synced", (m,), False, marks=CHAN_XFAIL) if m == "chan"
+                                                 else ("synced", (m,), False)
+                                                 for m in ("mutex", "rwmutex", "chan", "waitgroup", "once", "select")]])
+def test_same_findings_as_perf(toolchain, tmp_path, sample, args, reads):
+    """`gort record --sync` with each backend on the same program: the same unsynchronized
+    pairs (by function), and none where the sample synchronizes its map."""
+    if not is_primary(toolchain):
+        pytest.skip("the differential runs on the newest Go and 1.23 (a perf --sync recording takes ~10 s)")
+    exe = build_sample(toolchain, sample)
+    pairs = {}
+    for backend in ("perf", "inproc"):
+        trace = tmp_path / f"{backend}.trace"
+        r = subprocess.run([str(GORT), "record", "-q", "--sync", *(["--reads"] if reads else []), "--backend", backend,
+                            "-o", str(trace), "--", str(exe), *args], capture_output=True, text=True, timeout=300)
+        assert r.returncode == 0, r.stdout + r.stderr
+        rep = report_json(trace)
+        assert rep["stats"]["lost"] == 0, rep["stats"]
+        pairs[backend] = racecmp.gort_pairs(rep)
+        if backend == "inproc":
+            sites = dump_events(trace, "--limit", "0")[0]["sites"]
+            assert sum(s["backend"] == "inproc" for s in sites) > 0.8 * len(sites), sites
+    assert pairs["perf"] == pairs["inproc"], pairs
+    assert (pairs["perf"] != set()) == (sample == "unlocked_path"), pairs

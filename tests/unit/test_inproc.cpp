@@ -237,6 +237,21 @@ TEST_CASE("inproc: the status flags live at a site survive the trampoline") {
   CHECK(rbx == reinterpret_cast<uint64_t>(map));
 }
 
+TEST_CASE("inproc: an entry with a large frame's stack check is displaced whole") {
+  // lea r12, [rsp-0x1000]; cmp r12, [r14+0x10]; jbe +2; nop; nop; ret; ud2
+  const std::vector<uint8_t> f = {0x4c, 0x8d, 0xa4, 0x24, 0x00, 0xf0, 0xff, 0xff, 0x4d, 0x3b, 0x66,
+                                  0x10, 0x76, 0x03, 0x90, 0x90, 0xc3, 0x0f, 0x0b};
+  auto p = plan_patch(decoder(), Bytes(f.data(), f.size()), RemoteAddr(0x1000), RemoteAddr(0x1000));
+  REQUIRE(p);
+  CHECK(p->before == 3);
+  CHECK(p->displaced.size() == 3);
+  CHECK(p->length == 14);
+  TrampolineParams prm;
+  prm.ring = 0x7000000;
+  prm.slots = 64;
+  CHECK(build_trampoline(*p, prm, 0x2000));
+}
+
 TEST_CASE("inproc: sites that cannot be patched safely are refused with the reason") {
   // A branch back into the middle of the bytes the JMP would cover.
   //   0: xor byte [rbx+0x22], 1 ; 4: mov rax, rbx ; 7: jmp 4 ; 9: ret
