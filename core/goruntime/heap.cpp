@@ -127,6 +127,10 @@ Result<RemoteAddr> Heap::arena(uint64_t ri) const {
   return ha;
 }
 
+bool Heap::is_arena_start(RemoteAddr p) {
+  return ((p.value() - kArenaBaseOffset) & ((1ull << kLogHeapArenaBytes) - 1)) == 0;
+}
+
 Result<bool> Heap::in_arena(RemoteAddr p) const {
   uint64_t ri = (p.value() - kArenaBaseOffset) >> kLogHeapArenaBytes;
   if (ri >= kArenaL2Entries) return false;

@@ -91,6 +91,9 @@ class Heap {
   const HeapState& state() const { return state_; }
   /// Whether P lies in a heap arena at all (mapped for the heap, whatever its use now).
   Result<bool> in_arena(RemoteAddr p) const;
+  /// P is the first byte of a heap arena (64 MiB aligned on linux/amd64): what the
+  /// runtime's arena bookkeeping (mheap_.curArena, arenaHints) holds as integers.
+  static bool is_arena_start(RemoteAddr p);
   /// The span holding P, through the arena index, as spanOf does: nullopt when P is not
   /// in a heap arena or its page has no span; the span may be of any state.
   Result<std::optional<SpanInfo>> span_of(RemoteAddr p) const;

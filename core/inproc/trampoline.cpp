@@ -338,6 +338,14 @@ Result<std::vector<uint8_t>> build_trampoline(const SitePatch& patch, const Tram
   a.store32(R13, kDropsSeen, RAX);
   a.xor32(RAX);
   for (int k = 0; k < kChainWords; k++) a.store(R13, kChain + 8 * k, RAX);
+  // Jumps to END unless [RCX, RCX + WIDTH) lies within [RDX, RBX] (a stack's bounds).
+  auto within = [&](int32_t width, int end) {
+    a.cmp(RCX, RDX);
+    a.jcc(kJb, end);
+    a.lea(RAX, RCX, width);
+    a.cmp(RAX, RBX);
+    a.jcc(kJa, end);
+  };
   if (prm.gather_base) {
     // Words at [base + i*stride + offset], while inside [site rsp, g.stack.hi).
     auto base = reg_number(*prm.gather_base);
@@ -350,11 +358,7 @@ Result<std::vector<uint8_t>> build_trampoline(const SitePatch& patch, const Tram
     a.lea(RDX, RSP, kPushed);
     a.load(RBX, R14, static_cast<int32_t>(prm.g_stack_hi));
     for (int k = 0; k < kGatherWords; k++) {
-      a.cmp(RCX, RDX);
-      a.jcc(kJb, end);
-      a.lea(RAX, RCX, 8);
-      a.cmp(RAX, RBX);
-      a.jcc(kJa, end);
+      within(8, end);
       a.load(RAX, RCX, 0);
       a.store(R13, kChain + 8 * k, RAX);
       a.store_imm(R13, kChain + 8 * kGatherWords, k + 1);  // how many were read
@@ -368,11 +372,7 @@ Result<std::vector<uint8_t>> build_trampoline(const SitePatch& patch, const Tram
     a.load(RDX, R14, static_cast<int32_t>(prm.g_stack_lo));
     a.load(RBX, R14, static_cast<int32_t>(prm.g_stack_hi));
     for (int k = 0; k < kChainWords; k++) {
-      a.cmp(RCX, RDX);
-      a.jcc(kJb, end);
-      a.lea(RAX, RCX, 16);
-      a.cmp(RAX, RBX);
-      a.jcc(kJa, end);
+      within(16, end);
       a.load(RAX, RCX, 8);
       a.store(R13, kChain + 8 * k, RAX);
       a.load(RAX, RCX, 0);

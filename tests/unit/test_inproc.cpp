@@ -49,6 +49,22 @@ struct Frame {
   Frame* next;
   uint64_t ret;
 };
+/// A goroutine for the function: its g (stack bounds around a 3-frame chain), m, a map.
+struct FakeGoroutine {
+  FakeM m{};
+  Frame frames[3];
+  FakeG g{};
+  uint8_t map[64] = {};
+  FakeGoroutine() {
+    m.procid = 4242;
+    frames[0] = {&frames[1], 0x1111};
+    frames[1] = {&frames[2], 0x2222};
+    frames[2] = {nullptr, 0x3333};
+    g.lo = reinterpret_cast<uint64_t>(&frames[0]);
+    g.hi = reinterpret_cast<uint64_t>(&frames[3]);
+    g.m = &m;
+  }
+};
 
 uint64_t call(void* fn, FakeG* g, void* fp, void* map) {
   struct {
@@ -133,17 +149,10 @@ TEST_CASE("inproc: a patched function records every call and still computes the 
   std::memcpy(page.p + 0x400, a->data(), a->size());
   std::memcpy(page.p + 0x800, b->data(), b->size());
 
-  FakeM m{};
-  m.procid = 4242;
-  Frame frames[3];
-  frames[0] = {&frames[1], 0x1111};
-  frames[1] = {&frames[2], 0x2222};
-  frames[2] = {nullptr, 0x3333};
-  FakeG g{};
-  g.lo = reinterpret_cast<uint64_t>(&frames[0]);
-  g.hi = reinterpret_cast<uint64_t>(&frames[3]);
-  g.m = &m;
-  uint8_t map[64] = {};
+  FakeGoroutine fg;
+  FakeG& g = fg.g;
+  Frame* frames = fg.frames;
+  uint8_t* map = fg.map;
 
   CHECK(call(page.p, &g, &frames[0], map) == reinterpret_cast<uint64_t>(map));
   auto ja = jump_bytes(*entry, 0, t_entry);
@@ -318,16 +327,10 @@ TEST_CASE("inproc: cost per hit" * doctest::skip()) {
   REQUIRE(b);
   std::memcpy(page.p + 0x400, a->data(), a->size());
   std::memcpy(page.p + 0x800, b->data(), b->size());
-  FakeM m{};
-  Frame frames[3];
-  frames[0] = {&frames[1], 0x1111};
-  frames[1] = {&frames[2], 0x2222};
-  frames[2] = {nullptr, 0x3333};
-  FakeG g{};
-  g.lo = reinterpret_cast<uint64_t>(&frames[0]);
-  g.hi = reinterpret_cast<uint64_t>(&frames[3]);
-  g.m = &m;
-  uint8_t map[64] = {};
+  FakeGoroutine fg;
+  FakeG& g = fg.g;
+  Frame* frames = fg.frames;
+  uint8_t* map = fg.map;
   bool reading = true;
   auto time_calls = [&] {
     auto t0 = std::chrono::steady_clock::now();
