@@ -79,11 +79,12 @@ uint64_t g_of(uint64_t goid) { return 0xc000000000 + goid * 0x1000; }
 struct Trace {
   std::vector<trace::Event> v;
   uint64_t t = 100;
+  uint64_t step = 10'000;  // probe hits are >= ~10 µs apart with perf; ~1 µs in-process
 
   trace::Event& ev(uint32_t site, uint64_t goid, uint64_t obj = 0, std::vector<uint64_t> stack = {}) {
     trace::Event e;
     e.time_ns = t;
-    t += 10'000;  // probe hits are >= ~10 µs apart; the analyzer allows 5 µs of clock skew
+    t += step;  // the analyzer allows 5 µs of clock skew
     e.site = site;
     e.goid = goid;
     e.g = g_of(goid);
@@ -289,6 +290,36 @@ TEST_CASE("happens-before: a channel hand-off orders; without the receive it doe
   u.send_done(1);
   u.write(2, kM, kRetB);
   CHECK(run(u).findings.size() == 1);
+}
+
+// In-process recordings stamp hits ~1 µs apart and carry no goid on sync events (only the
+// g): the new goroutine's receive call, moved 5 µs earlier like every call, must still
+// be its own, not that of the goroutine that last had the same g struct.
+TEST_CASE("happens-before: a new goroutine's first call belongs to it even within the skew allowance") {
+  Trace t;
+  t.step = 1'000;
+  t.start(1);
+  t.go(1, 3);
+  t.ev(kGoExit, 3);
+  t.write(1, kM, kRetA);
+  t.send(1, kCh);
+  t.go(1, 18);
+  t.v.back().g = g_of(3);  // goroutine 18 reuses goroutine 3's g struct
+  for (uint32_t site : {kRecvCall, kRecvRet}) {
+    trace::Event& e = t.ev(site, 18, site == kRecvCall ? kCh : 0);
+    e.goid = 0;
+    e.g = g_of(3);
+  }
+  t.send_done(1);
+  trace::Event& w = t.ev(kAssignBegin, 18, kM, {0x40f100, kRetB, 0x4a9000});
+  w.goid = 0;
+  w.g = g_of(3);
+  trace::Event& we = t.ev(kAssignEnd, 18, kM, {0x40f200, kRetB, 0x4a9000});
+  we.goid = 0;
+  we.g = g_of(3);
+  auto r = run(t);
+  CHECK(r.findings.empty());
+  CHECK(r.stats.unmatched_returns == 0);
 }
 
 // kSyncOps gives chan.recv no release, so the send's acquire at its return orders the
