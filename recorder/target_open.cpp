@@ -69,19 +69,11 @@ std::set<int> task_ids(int pid) { return numeric_entries(fmt::format("/proc/{}/t
 // Every blockable signal blocked (SigBlk in /proc/PID/task/TID/status): Go's signal
 // handlers run so (sa_mask is full); so does a thread being created.
 bool all_signals_blocked(int pid, int tid) {
-  FILE* f = fopen(fmt::format("/proc/{}/task/{}/status", pid, tid).c_str(), "r");
-  if (!f) return false;
-  char line[256];
-  bool full = false;
-  while (fgets(line, sizeof line, f)) {
-    if (std::strncmp(line, "SigBlk:", 7) != 0) continue;
-    uint64_t m = std::strtoull(line + 7, nullptr, 16);
-    constexpr uint64_t kUnblockable = (1ull << (SIGKILL - 1)) | (1ull << (SIGSTOP - 1));
-    full = (m | kUnblockable) == ~0ull;
-    break;
-  }
-  fclose(f);
-  return full;
+  auto blk = core::status_field(fmt::format("/proc/{}/task/{}/status", pid, tid), "SigBlk");
+  if (!blk) return false;
+  uint64_t m = std::strtoull(blk->c_str(), nullptr, 16);
+  constexpr uint64_t kUnblockable = (1ull << (SIGKILL - 1)) | (1ull << (SIGSTOP - 1));
+  return (m | kUnblockable) == ~0ull;
 }
 
 }  // namespace

@@ -4,6 +4,7 @@
 
 #include "core/binary/go_binary.h"
 #include "core/goruntime/map_event.h"
+#include "core/target/process.h"
 
 #include <fmt/core.h>
 
@@ -41,16 +42,7 @@ bool process_gone(int pid) {
 }
 
 /// PID runs under a seccomp filter ("Seccomp: 2" in /proc/PID/status).
-bool seccomp_filtered(int pid) {
-  FILE* f = fopen(fmt::format("/proc/{}/status", pid).c_str(), "r");
-  if (!f) return false;
-  char line[256];
-  bool filtered = false;
-  while (fgets(line, sizeof line, f))
-    if (std::strncmp(line, "Seccomp:", 8) == 0) filtered = std::atoi(line + 8) == 2;
-  fclose(f);
-  return filtered;
-}
+bool seccomp_filtered(int pid) { return status_field(fmt::format("/proc/{}/status", pid), "Seccomp") == "2"; }
 
 uint64_t page_up(uint64_t x) { return (x + kPage - 1) & ~(kPage - 1); }
 
@@ -130,8 +122,8 @@ Result<std::unique_ptr<InprocProbeSet>> InprocProbeSet::create(const StopWorld& 
         continue;
       }
     }
-    s->sites_.push_back({std::move(*patch), 0, spec.cookie, spec.stack_bytes, std::move(members), spec.gather,
-                         gather_base});
+    s->sites_.push_back({std::move(*patch), 0, spec.cookie, spec.stack_bytes, std::move(members), spec.regs,
+                         spec.gather, gather_base});
   }
   if (s->sites_.empty()) return s;  // nothing to install: every probe falls back
 
@@ -150,13 +142,7 @@ Result<std::unique_ptr<InprocProbeSet>> InprocProbeSet::create(const StopWorld& 
   uint64_t ring_size = ring::kDataOffset + s->slots_ * ring::kRecord;
   s->code_size_ = page_up(s->sites_.size() * kTrampolineMax);
 
-  int fd = open(fmt::format("/proc/{}/mem", pid).c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0)
-    return make_error(ErrorKind::kIo, "cannot open /proc/{}/mem: {} (run gort as root)", pid, std::strerror(errno));
-  struct CloseMem {
-    int fd;
-    ~CloseMem() { close(fd); }
-  } close_mem{fd};
+  GORT_TRY(auto mem, ProcMemory::open(pid));
 
   auto t0 = monotonic_ns();
   bool quiet = false;
@@ -244,8 +230,7 @@ Result<std::unique_ptr<InprocProbeSet>> InprocProbeSet::create(const StopWorld& 
       p.gather_stride = site.gather->stride;
       p.gather_offset = site.gather->offset;
     }
-    for (auto& st : s->status_)
-      if (st.spec.cookie == site.cookie) p.regs = st.spec.regs;
+    p.regs = site.reg_names;
     GORT_TRY(auto t, build_trampoline(site.patch, p, site.trampoline));
     if (t.size() > kTrampolineMax) return make_error(ErrorKind::kInternal, "trampoline of {} bytes", t.size());
     std::copy(t.begin(), t.end(), page.begin() + static_cast<std::ptrdiff_t>(i * kTrampolineMax));
@@ -261,8 +246,7 @@ Result<std::unique_ptr<InprocProbeSet>> InprocProbeSet::create(const StopWorld& 
   for (auto& site : s->sites_) {
     uint64_t at = site.patch.start.value() + static_cast<uint64_t>(slide);
     std::vector<uint8_t> now(site.patch.length);
-    if (pread(fd, now.data(), now.size(), static_cast<off_t>(at)) != static_cast<ssize_t>(now.size()) ||
-        now != site.patch.original) {
+    if (!mem->read(RemoteAddr(at), now) || now != site.patch.original) {
       for (auto& st : s->status_)
         if (st.spec.cookie == site.cookie && st.backend == ProbeBackend::kInproc) {
           st.backend = ProbeBackend::kNone;

@@ -97,6 +97,7 @@ class InprocProbeSet {
     uint32_t cookie = 0;
     uint32_t stack_bytes = 0;
     std::vector<uint64_t ThreadRegs::*> regs;  ///< what each record's register words are
+    std::vector<std::string> reg_names;        ///< the same, by name (for the trampoline)
     std::optional<ProbeSpec::Gather> gather;
     uint64_t ThreadRegs::*gather_base = nullptr;
   };

@@ -32,4 +32,22 @@ Result<int64_t> load_slide(int pid, const GoBinary& bin) {
   return make_error(ErrorKind::kIo, "no mapping of {} in /proc/{}/maps", exe_path, pid);
 }
 
+std::optional<std::string> status_field(const std::string& path, std::string_view field) {
+  FILE* f = fopen(path.c_str(), "r");
+  if (!f) return std::nullopt;
+  char line[512];
+  std::optional<std::string> out;
+  while (fgets(line, sizeof line, f)) {
+    std::string_view l(line);
+    if (l.size() <= field.size() || l.substr(0, field.size()) != field || l[field.size()] != ':') continue;
+    l.remove_prefix(field.size() + 1);
+    while (!l.empty() && (l.front() == ' ' || l.front() == '\t')) l.remove_prefix(1);
+    while (!l.empty() && (l.back() == '\n' || l.back() == ' ')) l.remove_suffix(1);
+    out = std::string(l);
+    break;
+  }
+  fclose(f);
+  return out;
+}
+
 }  // namespace gort::core

@@ -4,6 +4,9 @@
 #include "core/util/result.h"
 
 #include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
 
 namespace gort::core {
 
@@ -11,5 +14,10 @@ namespace gort::core {
 /// offset-0 mapping starts (/proc/PID/maps) minus the link address of the PT_LOAD at
 /// file offset 0. Zero for a non-PIE executable.
 Result<int64_t> load_slide(int pid, const GoBinary& bin);
+
+/// The value of FIELD ("SigBlk", "Seccomp", ...) in the status file PATH
+/// (/proc/PID/status or /proc/PID/task/TID/status), blanks trimmed; nullopt when the
+/// file or the field is missing.
+std::optional<std::string> status_field(const std::string& path, std::string_view field);
 
 }  // namespace gort::core

@@ -96,6 +96,7 @@ struct Page {
     std::memset(p, 0xcc, 4096);
   }
   ~Page() { munmap(p, 4096); }
+  void put(size_t off, const std::vector<uint8_t>& bytes) { std::memcpy(p + off, bytes.data(), bytes.size()); }
 };
 
 }  // namespace
@@ -144,10 +145,10 @@ TEST_CASE("inproc: a patched function records every call and still computes the 
   REQUIRE(b);
   REQUIRE(c);
   CHECK(a->size() < 1024);
-  std::memcpy(page.p + 0xc00, c->data(), c->size());
+  page.put(0xc00, *c);
   for (const Insn& in : decoder().decode(Bytes(a->data(), a->size()), RemoteAddr(t_entry))) CHECK(!in.invalid);
-  std::memcpy(page.p + 0x400, a->data(), a->size());
-  std::memcpy(page.p + 0x800, b->data(), b->size());
+  page.put(0x400, *a);
+  page.put(0x800, *b);
 
   FakeGoroutine fg;
   FakeG& g = fg.g;
@@ -164,9 +165,9 @@ TEST_CASE("inproc: a patched function records every call and still computes the 
   CHECK(ja->size() == 6);
   CHECK((*ja)[0] == 0xe9);
   CHECK((*ja)[5] == 0xcc);
-  std::memcpy(page.p, ja->data(), ja->size());
-  std::memcpy(page.p + 6, jb->data(), jb->size());
-  std::memcpy(page.p + 13, jc->data(), jc->size());
+  page.put(0, *ja);
+  page.put(6, *jb);
+  page.put(13, *jc);
 
   for (int i = 0; i < 10; i++) CHECK(call(page.p, &g, &frames[0], map) == reinterpret_cast<uint64_t>(map));
   CHECK(map[0x22] == 0);  // both flag stores ran, relocated
@@ -231,13 +232,13 @@ TEST_CASE("inproc: the status flags live at a site survive the trampoline") {
   prm.regs = {"rbx"};
   auto t = build_trampoline(*site, prm, fn + 0x400);
   REQUIRE(t);
-  std::memcpy(page.p + 0x400, t->data(), t->size());
+  page.put(0x400, *t);
   FakeG g{};
   uint8_t map[64] = {};
   CHECK(call(page.p, &g, nullptr, map) == 0x0101);
   auto j = jump_bytes(*site, 0, fn + 0x400);
   REQUIRE(j);
-  std::memcpy(page.p + 8, j->data(), j->size());
+  page.put(8, *j);
   CHECK(call(page.p, &g, nullptr, map) == 0x0101);
   uint64_t head, rbx;
   std::memcpy(&head, reinterpret_cast<uint8_t*>(ring_addr) + ring::kHead, 8);
@@ -325,17 +326,14 @@ TEST_CASE("inproc: cost per hit" * doctest::skip()) {
   auto b = build_trampoline(*mid, prm, fn + 0x800);
   REQUIRE(a);
   REQUIRE(b);
-  std::memcpy(page.p + 0x400, a->data(), a->size());
-  std::memcpy(page.p + 0x800, b->data(), b->size());
+  page.put(0x400, *a);
+  page.put(0x800, *b);
   FakeGoroutine fg;
-  FakeG& g = fg.g;
-  Frame* frames = fg.frames;
-  uint8_t* map = fg.map;
   bool reading = true;
   auto time_calls = [&] {
     auto t0 = std::chrono::steady_clock::now();
     for (uint64_t i = 0; i < kCalls; i++) {
-      call(page.p, &g, &frames[0], map);
+      call(page.p, &fg.g, &fg.frames[0], fg.map);
       if (reading && (i & 2047) == 2047) std::memcpy(ring_p + ring::kTail, ring_p + ring::kHead, 8);
     }
     return std::chrono::duration<double, std::nano>(std::chrono::steady_clock::now() - t0).count() / kCalls;
@@ -343,8 +341,8 @@ TEST_CASE("inproc: cost per hit" * doctest::skip()) {
   double plain = time_calls();
   auto ja = jump_bytes(*entry, 0, fn + 0x400);
   auto jb = jump_bytes(*mid, 0, fn + 0x800);
-  std::memcpy(page.p, ja->data(), ja->size());
-  std::memcpy(page.p + 6, jb->data(), jb->size());
+  page.put(0, *ja);
+  page.put(6, *jb);
   double patched = time_calls();
   uint64_t drops;
   std::memcpy(&drops, ring_p + ring::kDrops, 8);
