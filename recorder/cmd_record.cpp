@@ -456,20 +456,8 @@ int record(Options& o) {
   held = false;
   auto& r = **rec;
 
-  size_t hw = 0, up = 0, inproc = 0;
-  for (auto& s : r.probes()) {
-    hw += s.backend == core::ProbeBackend::kHwBreakpoint;
-    up += s.backend == core::ProbeBackend::kUprobe;
-    inproc += s.backend == core::ProbeBackend::kInproc;
-  }
-  std::string how = fmt::format("{} hardware, {} uprobe", hw, up);
-  if (o.rec.backend == core::record::RecordOptions::Backend::kInproc)
-    how = fmt::format("{} in-process (installed in {:.1f} ms), {}", inproc, r.inproc_install_ns() / 1e6, how);
-  else
-    how += " (perf, the default: the program's code is left as it is; --backend inproc patches it and costs "
-           "~25 ns a hit instead of ~15 us)";
   fmt::print(stderr, "gort record: {} {} ({}, {} maps): {} sites, {}; writing {}{}\n",
-             launched ? "launched" : "attached to", pid, version, maps, r.sites().size(), how, o.rec.output,
+             launched ? "launched" : "attached to", pid, version, maps, r.sites().size(), r.backend_summary(), o.rec.output,
              launched ? "" : " (Ctrl-C stops)");
   for (auto& w : r.warnings()) fmt::print(stderr, "gort record: warning: {}\n", w);
 

@@ -66,16 +66,6 @@ core::Result<void> check_core_of(const core::GoBinary& bin, const core::CoreFile
 
 std::set<int> task_ids(int pid) { return numeric_entries(fmt::format("/proc/{}/task", pid)); }
 
-// Every blockable signal blocked (SigBlk in /proc/PID/task/TID/status): Go's signal
-// handlers run so (sa_mask is full); so does a thread being created.
-bool all_signals_blocked(int pid, int tid) {
-  auto blk = core::status_field(fmt::format("/proc/{}/task/{}/status", pid, tid), "SigBlk");
-  if (!blk) return false;
-  uint64_t m = std::strtoull(blk->c_str(), nullptr, 16);
-  constexpr uint64_t kUnblockable = (1ull << (SIGKILL - 1)) | (1ull << (SIGSTOP - 1));
-  return (m | kUnblockable) == ~0ull;
-}
-
 }  // namespace
 
 std::set<int> numeric_entries(const std::string& dir) {
@@ -144,7 +134,7 @@ core::Result<std::unique_ptr<ProcessFreeze>> ProcessFreeze::stop(int pid) {
     th.tid = tid;
     th.regs = t;
     size_t i = static_cast<size_t>(std::find(f->tids_.begin(), f->tids_.end(), tid) - f->tids_.begin());
-    th.in_signal_handler = all_signals_blocked(pid, tid);
+    th.in_signal_handler = core::all_signals_blocked(pid, tid);
     th.usable_for_syscalls = f->sigs_[i] == 0 && !th.in_signal_handler;
     f->threads_.push_back(th);
   }
@@ -228,9 +218,7 @@ core::Result<void> ProcessFreeze::step_out(int tid, const std::vector<std::pair<
   for (int step = 0;; step++) {
     user_regs_struct r{};
     ptrace(PTRACE_GETREGS, tid, nullptr, &r);
-    bool inside = false;
-    for (auto [lo, hi] : ranges) inside |= r.rip > lo && r.rip < hi;
-    if (!inside) break;
+    if (!core::inproc::in_patched_range(r.rip, ranges)) break;
     if (step == 512) {
       out = core::make_error(core::ErrorKind::kIo, "thread {} did not leave {:#x} in 512 steps", tid,
                              static_cast<uint64_t>(r.rip));

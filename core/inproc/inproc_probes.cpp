@@ -46,13 +46,13 @@ bool seccomp_filtered(int pid) { return status_field(fmt::format("/proc/{}/statu
 
 uint64_t page_up(uint64_t x) { return (x + kPage - 1) & ~(kPage - 1); }
 
+}  // namespace
+
 bool in_patched_range(uint64_t pc, const std::vector<std::pair<uint64_t, uint64_t>>& ranges) {
   for (auto [lo, hi] : ranges)
     if (pc > lo && pc < hi) return true;  // at lo itself is fine: the JMP starts there
   return false;
 }
-
-}  // namespace
 
 Result<std::unique_ptr<InprocProbeSet>> InprocProbeSet::create(const StopWorld& stop, int pid, const GoBinary& bin,
                                                                int64_t slide, const std::vector<ProbeSpec>& probes,
@@ -147,14 +147,18 @@ Result<std::unique_ptr<InprocProbeSet>> InprocProbeSet::create(const StopWorld& 
   auto t0 = monotonic_ns();
   bool quiet = false;
   GORT_TRY(auto world, stop_quiet(stop, quiet));
-  if (!quiet) return make_error(ErrorKind::kIo, "a thread of process {} stayed inside a signal handler for 100 ms", pid);
+  if (!quiet)
+    return make_error(ErrorKind::kIo, "a thread of process {} is inside a signal handler (still after 50 tries); "
+                      "let the program run a moment and try again", pid);
   const World::Thread* injector = nullptr;
   for (auto& t : world->stopped_threads())
     if (t.usable_for_syscalls) {
       injector = &t;
       break;
     }
-  if (!injector) return make_error(ErrorKind::kIo, "no thread of process {} can run a system call for gort", pid);
+  if (!injector)
+    return make_error(ErrorKind::kIo, "no thread of process {} can run a system call for gort (each one is stopped "
+                      "with a signal to take); let the program run a moment and try again", pid);
   int itid = injector->tid;
   auto sys = [&](uint64_t nr, std::array<uint64_t, 6> a) { return world->syscall(itid, syscall_at, nr, a); };
 
@@ -448,7 +452,7 @@ Result<void> InprocProbeSet::remove() {
       if (t.regs.rip >= code_ && t.regs.rip < code_ + code_size_) out &= bool((*world)->step_out(t.tid, page));
     const World::Thread* injector = nullptr;
     for (auto& t : (*world)->stopped_threads())
-      if (t.usable_for_syscalls) injector = &t;
+      if (t.usable_for_syscalls && !injector) injector = &t;  // the first, as create() takes
     if (out && injector) {
       auto unmap = [&](uint64_t addr, uint64_t len) {
         auto r = (*world)->syscall(injector->tid, syscall_at_, SYS_munmap, {addr, len, 0, 0, 0, 0});

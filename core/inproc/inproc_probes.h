@@ -51,6 +51,11 @@ class World {
 };
 using StopWorld = std::function<Result<std::unique_ptr<World>>()>;
 
+/// PC must be stepped out of one of RANGES before the bytes there change: it is past the
+/// start of [lo, hi) and before its end (at lo itself the new JMP simply runs). Both
+/// World::step_out implementations stop stepping once this is false.
+bool in_patched_range(uint64_t pc, const std::vector<std::pair<uint64_t, uint64_t>>& ranges);
+
 struct InprocOptions {
   uint64_t ring_bytes = 4u << 20;  ///< rounded down to a power-of-two number of records
   bool chain = true;               ///< frame-pointer call chains (up to ring::kChainWords)

@@ -622,6 +622,20 @@ RecordStats Recorder::stats() const {
 
 const std::vector<ProbeStatus>& Recorder::probes() const { return status_; }
 
+std::string Recorder::backend_summary() const {
+  size_t hw = 0, up = 0, in = 0;
+  for (auto& s : status_) {
+    hw += s.backend == ProbeBackend::kHwBreakpoint;
+    up += s.backend == ProbeBackend::kUprobe;
+    in += s.backend == ProbeBackend::kInproc;
+  }
+  std::string how = fmt::format("{} hardware, {} uprobe", hw, up);
+  if (opts_.backend == RecordOptions::Backend::kInproc)
+    return fmt::format("{} in-process (installed in {:.1f} ms), {}", in, inproc_install_ns() / 1e6, how);
+  return how + " (perf, the default: the program's code is left as it is; --backend inproc patches it and costs "
+               "~25 ns a hit instead of ~15 us)";
+}
+
 Result<trace::Summary> Recorder::finish(const std::string& end_reason) {
   if (finished_) return make_error(ErrorKind::kInternal, "recording already finished");
   // In-process probes first: restore the code (the program keeps running), then drain.

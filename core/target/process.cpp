@@ -1,11 +1,13 @@
-// load_slide (process.h).
+// load_slide, status_field, all_signals_blocked (process.h).
 #include "core/target/process.h"
 
 #include <fmt/format.h>
 
 #include <unistd.h>
 
+#include <csignal>
 #include <cstdio>
+#include <cstdlib>
 #include <fstream>
 #include <string>
 
@@ -48,6 +50,47 @@ std::optional<std::string> status_field(const std::string& path, std::string_vie
   }
   fclose(f);
   return out;
+}
+
+bool all_signals_blocked(int pid, int tid) {
+  // Go's signal handlers run with a full sa_mask; so does a thread being created.
+  auto blk = status_field(fmt::format("/proc/{}/task/{}/status", pid, tid), "SigBlk");
+  if (!blk) return false;
+  uint64_t m = std::strtoull(blk->c_str(), nullptr, 16);
+  // SIGKILL and SIGSTOP cannot be blocked; the kernel unblocks SIGTRAP when a single step
+  // traps inside a handler (force_sig), so a stepped thread shows it unblocked.
+  constexpr uint64_t kUnblockable = (1ull << (SIGKILL - 1)) | (1ull << (SIGSTOP - 1)) | (1ull << (SIGTRAP - 1));
+  return (m | kUnblockable) == ~0ull;
+}
+
+std::optional<int64_t> stopped_syscall(int pid, int tid) {
+  FILE* f = fopen(fmt::format("/proc/{}/task/{}/syscall", pid, tid).c_str(), "r");
+  if (!f) return std::nullopt;
+  char buf[64] = {0};
+  bool got = fgets(buf, sizeof buf, f) != nullptr;
+  fclose(f);
+  if (!got || buf[0] == 'r') return std::nullopt;  // "running"
+  char* end = nullptr;
+  long long nr = std::strtoll(buf, &end, 10);
+  if (end == buf) return std::nullopt;
+  return static_cast<int64_t>(nr);
+}
+
+namespace {
+// include/linux/errno.h: kernel-internal, never seen by programs.
+constexpr int64_t kERestartSys = 512, kERestartNoIntr = 513, kERestartNoHand = 514, kERestartRestartBlock = 516;
+constexpr uint64_t kNrRestartSyscall = 219;  // x86-64 __NR_restart_syscall
+}  // namespace
+
+bool is_restart_code(uint64_t rax) {
+  auto v = static_cast<int64_t>(rax);
+  return v == -kERestartSys || v == -kERestartNoIntr || v == -kERestartNoHand || v == -kERestartRestartBlock;
+}
+
+std::optional<uint64_t> restarted_rax(uint64_t rax, int64_t nr) {
+  if (nr < 0 || !is_restart_code(rax)) return std::nullopt;
+  if (static_cast<int64_t>(rax) == -kERestartRestartBlock) return kNrRestartSyscall;
+  return static_cast<uint64_t>(nr);
 }
 
 }  // namespace gort::core

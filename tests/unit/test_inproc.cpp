@@ -6,15 +6,21 @@
 
 #include "core/disasm/decoder.h"
 #include "core/inproc/trampoline.h"
+#include "core/target/process.h"
 
 #include <doctest/doctest.h>
 #include <fmt/core.h>
 
+#include <atomic>
 #include <chrono>
 #include <cstdint>
 #include <cstdlib>
 #include <cstring>
+#include <optional>
 #include <sys/mman.h>
+#include <sys/syscall.h>
+#include <thread>
+#include <unistd.h>
 #include <vector>
 
 using namespace gort::core;
@@ -353,4 +359,41 @@ TEST_CASE("inproc: cost per hit" * doctest::skip()) {
   CHECK(drops == 0);
   MESSAGE(fmt::format("inproc_cost plain_ns={:.1f} recorded_ns_per_hit={:.1f} dropped_ns_per_hit={:.1f}", plain,
                       (patched - plain) / 2, (dropping - plain) / 2));
+}
+
+// What LldbWorld (plugin/lldb_world.cpp) relies on, LLDB having no orig_rax: which system
+// call a stopped thread is in, and the restart the kernel would do on resuming it.
+TEST_CASE("process: system call restart emulation and the blocked call of a thread") {
+  using gort::core::is_restart_code;
+  using gort::core::restarted_rax;
+  auto neg = [](int64_t v) { return static_cast<uint64_t>(v); };
+  CHECK(restarted_rax(neg(-512), 202) == 202u);  // -ERESTARTSYS in futex: futex again
+  CHECK(restarted_rax(neg(-513), 0) == 0u);      // -ERESTARTNOINTR
+  CHECK(restarted_rax(neg(-514), 7) == 7u);      // -ERESTARTNOHAND, no handler runs
+  CHECK(restarted_rax(neg(-516), 35) == 219u);   // -ERESTART_RESTARTBLOCK: restart_syscall
+  CHECK_FALSE(restarted_rax(neg(-4), 202));      // -EINTR: the call returned
+  CHECK_FALSE(restarted_rax(0, 202));
+  CHECK_FALSE(restarted_rax(neg(-512), -1));     // not in a system call: rax is the program's
+  CHECK(is_restart_code(neg(-516)));
+  CHECK_FALSE(is_restart_code(neg(-515)));       // -ENOIOCTLCMD is no restart
+
+  int fds[2];
+  REQUIRE(pipe(fds) == 0);
+  std::atomic<int> tid{0};
+  std::thread reader([&] {
+    tid = static_cast<int>(::syscall(SYS_gettid));
+    char c;
+    CHECK(::read(fds[0], &c, 1) == 1);
+  });
+  std::optional<int64_t> nr;
+  for (int i = 0; i < 2000 && nr != SYS_read; i++) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    if (tid) nr = gort::core::stopped_syscall(getpid(), tid);
+  }
+  CHECK(nr == SYS_read);
+  CHECK(::write(fds[1], "x", 1) == 1);
+  reader.join();
+  CHECK_FALSE(gort::core::stopped_syscall(getpid(), 999999999));  // no such thread
+  close(fds[0]);
+  close(fds[1]);
 }
