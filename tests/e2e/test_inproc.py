@@ -170,3 +170,106 @@ def test_same_findings_as_perf(toolchain, tmp_path, sample, args, reads):
             assert sum(s["backend"] == "inproc" for s in sites) > 0.8 * len(sites), sites
     assert pairs["perf"] == pairs["inproc"], pairs
     assert (pairs["perf"] != set()) == (sample == "unlocked_path"), pairs
+
+
+# --- The same engine behind the LLDB plugin's `gort record start --backend inproc` -----
+# LLDB is the program's tracer there, so the world is stopped, stepped and written through
+# the SB API (plugin/lldb_world.cpp) instead of gort's own ptrace.
+
+def lldb_run(args, timeout=180):
+    r = subprocess.run(args, capture_output=True, text=True, timeout=timeout)
+    return (r.stdout + r.stderr).replace("\r\n", "\n")
+
+
+def lldb_launch_args(exe, *cmds, stdin=None, prog_args=()):
+    from test_plugin import PLUGIN, lldb_path
+    launch = "process launch --stop-at-entry" + (f" -i {stdin}" if stdin else "") + \
+        (" -- " + " ".join(prog_args) if prog_args else "")
+    args = [lldb_path(), "--no-lldbinit", "-b", "-o", f"plugin load {PLUGIN}", "-o", f"target create {exe}",
+            "-o", launch]
+    for c in cmds:
+        args += ["-o", c]
+    return args
+
+
+HARMED = ("SIGSEGV", "SIGBUS", "SIGILL", "fatal error", "error: gort")
+
+
+@pytest.mark.parametrize("variant", ["normal", "pie"])
+def test_lldb_exact_counts(toolchain, tmp_path, variant):
+    """Launched under LLDB, stopped at entry: every one of N writes recorded once."""
+    exe = build_sample(toolchain, "mapcount", variant)
+    nl = tmp_path / "nl"
+    nl.write_text("\n")
+    trace = tmp_path / "l.trace"
+    out = lldb_run(lldb_launch_args(exe, f"gort record start --backend inproc -o {trace}", "process continue",
+                                    "gort record stop", stdin=nl, prog_args=("-n", str(N))))
+    assert re.search(r"gort: recording map writes of process \d+ to .*: \d+ sites, \d+ in-process \(installed in", out), out
+    assert "exited with status = 0" in out and "ended: target exited" in out, out
+    assert not any(h in out for h in HARMED), out
+    check_counts(out, trace, N)
+
+
+def test_lldb_concurrent_writers_named(toolchain, tmp_path):
+    exe = build_sample(toolchain, "concurrent_writes")
+    named = 0
+    for i in range(3):
+        trace = tmp_path / f"lc{i}.trace"
+        out = lldb_run(lldb_launch_args(exe, f"gort record start --backend inproc -o {trace}", "process continue",
+                                        "gort record stop"))
+        assert "in-process (installed in" in out and "ended: target exited" in out, out
+        fns = {fn["function"] for f in report_json(trace)["findings"] for a in f["accesses"] for fn in a["stack"]}
+        named += {"main.writerA", "main.writerB"} <= fns
+    assert named >= 2, f"both writers named in {named} of 3 runs"
+
+
+def no_gort_mapping(pid):
+    return "gort-inproc-ring" not in open(f"/proc/{pid}/maps").read()
+
+
+def test_lldb_cycles_running_and_stopped(toolchain, soak, tmp_path):
+    """On one running mapsoak (GC churn, CPU profiling: SIGPROF and SIGURG arrive while
+    gort steps threads), attach with LLDB and, in turn: start and stop while the program
+    runs (LLDB interrupts it for the install and the removal, then resumes it), start again
+    and detach while it runs; or, synchronously, start while stopped, continue, stop at an
+    interrupt, start again and end `lldb -b` recording (the quit path). Every round: the
+    program runs on untraced, nothing of gort stays mapped, the traces read, and mapsoak's
+    own lock-protected writes are never reported."""
+    from test_detach import lldb_args, interrupt_after, LINGER
+    s = soak("-cpuprofile", str(tmp_path / "cpu.prof"))
+    n = max(2, loops_for(toolchain) // 5)
+    for i in range(n):
+        t1, t2 = tmp_path / f"a{i}.trace", tmp_path / f"b{i}.trace"
+        if i % 2 == 0:
+            cmds = ["script lldb.debugger.SetAsync(True)", "process continue", "script import time; time.sleep(0.2)",
+                    f"gort record start --backend inproc -o {t1}", "script time.sleep(0.3)", "gort record stop",
+                    "script time.sleep(0.2)", f"gort record start --backend inproc -o {t2}", "script time.sleep(0.3)",
+                    "process detach", LINGER]
+        else:
+            cmds = [f"gort record start --backend inproc -o {t1}", interrupt_after(0.3), "process continue",
+                    "gort record stop", f"gort record start --backend inproc -o {t2}", interrupt_after(0.3),
+                    "process continue"]
+        out = lldb_run(lldb_args(s.pid, *cmds))
+        assert out.count("in-process (installed in") == 2, f"round {i + 1}:\n{out}"
+        assert not any(h in out for h in HARMED), f"round {i + 1}:\n{out}"
+        time.sleep(0.3)
+        assert s.p.poll() is None and s.tracer() == 0, f"round {i + 1}\n{s.output()}\n{out}"
+        assert no_gort_mapping(s.pid) or "stay mapped" in out, f"round {i + 1}: the ring is still mapped\n{out}"
+        for t in (t1, t2):
+            rep = report_json(t)
+            assert rep["stats"]["events"] > 0 and rep["findings"] == [], f"round {i + 1}: {json.dumps(rep)[:2000]}"
+    s.finish(f"{n} LLDB in-process record rounds")
+
+
+def test_lldb_killed_while_recording(toolchain, soak, tmp_path):
+    """kill -9 of LLDB while its in-process probes are live: lldb-server detaches, the
+    patches keep writing into a ring nobody reads, and the program finishes correctly."""
+    from test_detach import lldb_args, kill_lldb
+    s = soak()
+    trace = tmp_path / "k.trace"
+    lldb = subprocess.Popen(lldb_args(s.pid, f"gort record start --backend inproc -o {trace}", "process continue"),
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    wait_for_events(trace, lldb)
+    time.sleep(0.3)
+    kill_lldb(lldb, False, s)
+    s.finish("kill -9 of LLDB recording in-process")
