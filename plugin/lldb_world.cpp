@@ -8,6 +8,7 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <thread>
 
@@ -50,12 +51,21 @@ void let_handlers_return(lldb::SBProcess process, lldb::SBDebugger debugger) {
     }
   }
   if (any) {
+    // A synchronous continue, returning at the stop an interrupter thread asks for every
+    // 3 ms. (An asynchronous continue then Stop() raced: Stop() saw the process not yet
+    // running, did nothing, and gort went on writing into a running program.)
     bool was_async = debugger.GetAsync();
-    debugger.SetAsync(true);
-    if (process.Continue().Success()) {
-      std::this_thread::sleep_for(std::chrono::milliseconds(3));
-      process.Stop();
-    }
+    debugger.SetAsync(false);
+    std::atomic<bool> stopped{false};
+    std::thread interrupter([&] {
+      while (!stopped) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(3));
+        if (!stopped) process.SendAsyncInterrupt();
+      }
+    });
+    process.Continue();
+    stopped = true;
+    interrupter.join();
     debugger.SetAsync(was_async);
   }
   for (auto& t : held) t.Resume();  // runs again at the next continue

@@ -514,6 +514,17 @@ size_t delete_all_watchpoints(lldb::SBTarget target) {
   return n && target.DeleteAllWatchpoints() ? n : 0;
 }
 
+// LINE on DBG's output, outside any command's result (the leave guards run around LLDB's
+// own commands).
+void print_line(lldb::SBDebugger dbg, const std::string& line) {
+  lldb::SBFile out = dbg.GetOutputFile();
+  size_t written = 0;
+  if (out.IsValid()) {
+    out.Write(reinterpret_cast<const uint8_t*>(line.data()), line.size(), &written);
+    out.Flush();
+  }
+}
+
 // Runs before `process detach` (and its alias `detach`): returning false lets LLDB run the
 // command. The detach may be typed while the program runs: closing the perf fds first
 // means no SIGTRAP can be raised after this returns.
@@ -528,22 +539,16 @@ bool before_detach(void* baton, const char**) {
   if (size_t n = delete_all_watchpoints(target)) {
     what += fmt::format("{}{} more watchpoint(s) deleted (LLDB 19 would leave them armed)", what.empty() ? "" : "; ", n);
   }
-  if (!what.empty()) {
-    std::string line = fmt::format("gort: before detaching: {}\n", what);
-    lldb::SBFile out = dbg.GetOutputFile();
-    size_t written = 0;
-    if (out.IsValid()) {
-      out.Write(reinterpret_cast<const uint8_t*>(line.data()), line.size(), &written);
-      out.Flush();
-    }
-  }
+  if (!what.empty()) print_line(dbg, fmt::format("gort: before detaching: {}\n", what));
   return false;
 }
 
 // Quit, or the end of `lldb -b`: LLDB detaches from attached processes after this.
 void on_destroy(lldb::user_id_t id, void*) {
-  stop_recording(id, "debugger exited");
+  std::string rec = stop_recording(id, "debugger exited");
   lldb::SBDebugger dbg = lldb::SBDebugger::FindDebuggerWithID(static_cast<int>(id));
+  // The recording's summary (and any warning) is the last thing the user sees.
+  if (!rec.empty() && dbg.IsValid()) print_line(dbg, fmt::format("gort: at exit: {}\n", rec));
   if (ProbeSession* s = ProbeSession::find(id)) {
     if (dbg.IsValid()) {
       s->clear(dbg);

@@ -445,17 +445,23 @@ Result<void> InprocProbeSet::remove() {
   // Unmap the trampolines and the ring only when nothing can run them again: no thread in
   // a signal handler (whose signal frame could hold a trampoline PC), and the threads
   // stopped inside a trampoline stepped out of it (into the restored code).
+  if (!quiet) kept_why_ = "a thread stayed inside a signal handler, whose frame may return into a trampoline";
   if (quiet) {
     std::vector<std::pair<uint64_t, uint64_t>> page = {{code_ - 1, code_ + code_size_}};
-    bool out = true;
-    for (auto& t : (*world)->stopped_threads())
-      if (t.regs.rip >= code_ && t.regs.rip < code_ + code_size_) out &= bool((*world)->step_out(t.tid, page));
+    for (auto& t : (*world)->stopped_threads()) {
+      if (t.regs.rip < code_ || t.regs.rip >= code_ + code_size_) continue;
+      if (auto st = (*world)->step_out(t.tid, page); !st && kept_why_.empty())
+        kept_why_ = fmt::format("thread {} was not stepped out of a trampoline: {}", t.tid, st.error().message);
+    }
     const World::Thread* injector = nullptr;
     for (auto& t : (*world)->stopped_threads())
       if (t.usable_for_syscalls && !injector) injector = &t;  // the first, as create() takes
-    if (out && injector) {
+    if (!injector && kept_why_.empty()) kept_why_ = "no thread could run munmap for gort";
+    if (kept_why_.empty()) {
       auto unmap = [&](uint64_t addr, uint64_t len) {
         auto r = (*world)->syscall(injector->tid, syscall_at_, SYS_munmap, {addr, len, 0, 0, 0, 0});
+        if (!r) kept_why_ = fmt::format("munmap: {}", r.error().message);
+        else if (*r != 0) kept_why_ = fmt::format("munmap returned {}", *r);
         return r && *r == 0;
       };
       unmapped_ = unmap(code_, code_size_) && unmap(ring_, local_size_);

@@ -90,6 +90,8 @@ class InprocProbeSet {
   Result<void> remove();
   /// remove() unmapped the page and the ring (false: they stay in the program).
   bool unmapped() const { return unmapped_; }
+  /// Why remove() left them mapped ("" when it did not, or never ran).
+  const std::string& kept_why() const { return kept_why_; }
   /// Nanoseconds the world was stopped to install / to remove.
   uint64_t install_pause_ns() const { return install_ns_; }
   uint64_t remove_pause_ns() const { return remove_ns_; }
@@ -124,6 +126,7 @@ class InprocProbeSet {
   std::vector<uint32_t> site_of_cookie_;
   uint64_t ring_ = 0, slots_ = 0, code_ = 0, code_size_ = 0, syscall_at_ = 0;
   bool unmapped_ = false;  ///< remove() unmapped the page and the ring from the program
+  std::string kept_why_;
   uint64_t tail_ = 0, drops_ = 0, abandoned_ = 0;
   uint64_t stall_since_ns_ = 0;
   uint32_t drops_seen_ = 0;  ///< the drop count the last record carried

@@ -650,9 +650,9 @@ Result<trace::Summary> Recorder::finish(const std::string& end_reason) {
   }
   if (inproc_ && inproc_->lost_since_last_record()) add_lost(newest_ns_ + 1);
   if (inproc_ && !unpatch && !inproc_->unmapped() && !inproc_->exited())
-    warnings_.push_back(
-        "in-process probes removed, but their code page and ring stay mapped in the program (a thread was inside a "
-        "signal handler, which may return into a trampoline): harmless, and gone when the program exits");
+    warnings_.push_back(fmt::format("in-process probes removed, but their code page and ring stay mapped in the "
+                                    "program ({}): harmless, and gone when the program exits",
+                                    inproc_->kept_why().empty() ? "no reason recorded" : inproc_->kept_why()));
   GORT_TRY_VOID(flush_batch(UINT64_MAX));
   trace::Summary sum;
   sum.end_ns = monotonic_ns();
