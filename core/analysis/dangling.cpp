@@ -384,6 +384,23 @@ struct Scanner {
     return lo < f.target.value.value() && size >= 2048 && size <= (1ull << 30) && (size & (size - 1)) == 0;
   }
 
+  /// The holder is a P's pageCache.base (p.pcache, right after p.m and p.mcache), a
+  /// uintptr to a 64-page chunk. Without runtime.allp (stripped) and without malloc
+  /// headers (Go 1.21) gort cannot list the Ps; CI saw such a base reported. Recognised by
+  /// shape: the offset, the 512 KiB alignment, p.mcache pointing outside the heap, and a
+  /// valid p.id and p.status.
+  bool p_page_cache(const DanglingFinding& f) const {
+    const RuntimeLayouts& L = bin.layouts();
+    if (!L.has(L.p_m) || !L.has(L.p_id) || !L.has(L.p_status) || !f.holder.object) return false;
+    const HeapObject& o = *f.holder.object;
+    if (o.span.noscan() || f.holder.addr - o.base != L.p_m + 16) return false;
+    if (f.target.value.value() % (64 * 8192) != 0) return false;
+    auto mcache = mem.read_u64(o.base + static_cast<int64_t>(L.p_m + 8));
+    auto id = mem.read_u32(o.base + static_cast<int64_t>(L.p_id));
+    auto st = mem.read_u32(o.base + static_cast<int64_t>(L.p_status));
+    return mcache.ok() && *mcache != 0 && !index.find(*mcache) && id.ok() && *id < 1024 && st.ok() && *st <= 4;
+  }
+
   void drop_runtime_holders() {
     auto runtime_owned = [&](const DanglingFinding& f) {
       if (f.holder.kind == AddrInfo::Kind::kGlobal) {
@@ -404,6 +421,7 @@ struct Scanner {
         return true;
       if (runtime_global(header_type(*f.holder.object))) return true;
       if (g_stack_bound(f)) return true;
+      if (p_page_cache(f)) return true;
       auto& refs = f.holder.referenced_from;
       return !refs.empty() && std::all_of(refs.begin(), refs.end(), [](const std::string& r) {
         return runtime_global(r.substr(0, r.find_first_of(" +")));
