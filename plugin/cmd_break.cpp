@@ -8,6 +8,7 @@
 // ../shared/reference/platform.md: LLDB 19 cannot place hardware execution breakpoints;
 // perf sigtrap stops arrive as SIGTRAP, which must never reach the Go program.
 
+#include "core/front/probe_select.h"
 #include "core/goruntime/map_event.h"
 #include "plugin/commands.h"
 #include "plugin/go_setup.h"
@@ -55,19 +56,6 @@ bool parse_addr(const std::string& s, uint64_t& out, lldb::SBDebugger* debugger 
   }
 }
 
-// Debug-register priority: the variants ordinary code calls most.
-int priority(const std::string& fn) {
-  static const char* order[] = {"runtime.mapassign_fast64", "runtime.mapassign_faststr", "runtime.mapassign",
-                                "runtime.mapassign_fast32"};
-  for (int i = 0; i < 4; ++i)
-    if (fn == order[i]) return i;
-  return 4;
-}
-
-bool is_map_write(core::ProbeRole r) {
-  return r == core::ProbeRole::kMapAssign || r == core::ProbeRole::kMapDelete || r == core::ProbeRole::kMapClear;
-}
-
 bool process_live(lldb::SBProcess p) {
   if (!p.IsValid()) return false;
   lldb::StateType st = p.GetState();
@@ -79,11 +67,6 @@ void fail(lldb::SBCommandReturnObject& result, const std::string& msg) { result.
 struct Placed {
   size_t hw = 0, sw = 0;
 };
-
-// "assign", "delete", ... for map writes; "write-barrier" for gcWriteBarrierN.
-const char* probe_label(const core::Probe& p) {
-  return p.role == core::ProbeRole::kWriteBarrier ? "write-barrier" : core::map_op(p.role);
-}
 
 // Places PROBES (in debug-register priority order): with HW the first 4 on perf hardware
 // breakpoints (deferred to runtime.rt0_go without a process) and the rest, or any the
@@ -126,7 +109,7 @@ Placed place(lldb::SBDebugger debugger, lldb::SBTarget target, ProbeSession& s, 
     if (mode == core::ProbeMode::kSigtrap && !hw_probes.empty()) s.ensure_stop_hook(debugger, target);
   }
   for (auto& p : hw_probes)
-    result.Printf("%s\n", fmt::format("gort: hardware  {} {} at {:#x}", probe_label(p), p.function,
+    result.Printf("%s\n", fmt::format("gort: hardware  {} {} at {:#x}", core::front::probe_label(p), p.function,
                                       p.entry.value()).c_str());
   size_t sw_ok = 0;
   for (auto& p : sw_probes) {
@@ -136,7 +119,7 @@ Placed place(lldb::SBDebugger debugger, lldb::SBTarget target, ProbeSession& s, 
       continue;
     }
     ++sw_ok;
-    result.Printf("%s\n", fmt::format("gort: software  {} {} at {:#x} (breakpoint {})", probe_label(p), p.function,
+    result.Printf("%s\n", fmt::format("gort: software  {} {} at {:#x} (breakpoint {})", core::front::probe_label(p), p.function,
                                       p.entry.value(), bp.GetID()).c_str());
   }
   return Placed{hw_probes.size(), sw_ok};
@@ -194,21 +177,9 @@ class BreakMapsCommand : public lldb::SBCommandPluginInterface {
     ProbeSession& s = ProbeSession::of(debugger);
     if (auto r = s.load(target); !r) return fail(result, fmt::format("gort break maps: {}", r.error().message)), false;
 
-    std::vector<core::Probe> probes;
-    for (auto& p : s.plan().probes) {
-      if (!is_map_write(p.role)) continue;
-      if (!funcs.empty() && std::find(funcs.begin(), funcs.end(), p.function) == funcs.end()) continue;
-      probes.push_back(p);
-    }
-    for (auto& f : funcs) {
-      if (std::none_of(probes.begin(), probes.end(), [&](auto& p) { return p.function == f; })) {
-        return fail(result, fmt::format("gort break maps: {} is not a map-write function of this binary (see `gort info`)", f)),
-               false;
-      }
-    }
-    if (probes.empty()) return fail(result, "gort break maps: the binary has no map-write functions"), false;
-    std::stable_sort(probes.begin(), probes.end(),
-                     [](auto& a, auto& b) { return priority(a.function) < priority(b.function); });
+    auto selected = core::front::select_map_probes(s.plan(), funcs);
+    if (!selected) return fail(result, fmt::format("gort break maps: {}", selected.error().message)), false;
+    std::vector<core::Probe> probes = std::move(*selected);
 
     if (!log.empty()) {
       if (auto r = s.open_log(log); !r) return fail(result, fmt::format("gort break maps: {}", r.error().message)), false;
@@ -233,17 +204,6 @@ class BreakMapsCommand : public lldb::SBCommandPluginInterface {
     return true;
   }
 };
-
-// Debug-register priority for the barriers: gcWriteBarrier2 serves a single pointer
-// store (new value + old value), 1 a store into freshly zeroed memory, 4 two batched
-// stores (Go 1.22+), then 3 and the rest.
-int wb_priority(const std::string& fn) {
-  static const char* order[] = {"runtime.gcWriteBarrier2", "runtime.gcWriteBarrier1", "runtime.gcWriteBarrier4",
-                                "runtime.gcWriteBarrier3"};
-  for (int i = 0; i < 4; ++i)
-    if (fn == order[i]) return i;
-  return 4;
-}
 
 class BreakWbCommand : public lldb::SBCommandPluginInterface {
  public:
@@ -273,15 +233,9 @@ class BreakWbCommand : public lldb::SBCommandPluginInterface {
     if (!target.IsValid()) return fail(result, "gort break wb: no target; create one first (`target create ./prog`)"), false;
     ProbeSession& s = ProbeSession::of(debugger);
     if (auto r = s.load(target); !r) return fail(result, fmt::format("gort break wb: {}", r.error().message)), false;
-    std::vector<core::Probe> probes;
-    for (auto& p : s.plan().probes)
-      if (p.role == core::ProbeRole::kWriteBarrier) probes.push_back(p);
-    if (probes.empty()) {
-      return fail(result, "gort break wb: the binary has no runtime.gcWriteBarrier1..8 (Go 1.21+ only; older "
-                          "runtimes use gcWriteBarrier with DI/AX, not supported)"), false;
-    }
-    std::stable_sort(probes.begin(), probes.end(),
-                     [](auto& a, auto& b) { return wb_priority(a.function) < wb_priority(b.function); });
+    auto selected = core::front::select_wb_probes(s.plan());
+    if (!selected) return fail(result, fmt::format("gort break wb: {}", selected.error().message)), false;
+    std::vector<core::Probe> probes = std::move(*selected);
     if (!log.empty()) {
       if (auto r = s.open_log(log); !r) return fail(result, fmt::format("gort break wb: {}", r.error().message)), false;
     }

@@ -4,7 +4,7 @@
 
 #include "plugin/go_setup.h"
 
-#include "core/binary/go_binary.h"
+#include "core/front/commands.h"
 
 #include <fmt/core.h>
 
@@ -55,12 +55,10 @@ std::string describe_and_configure(lldb::SBDebugger& debugger) {
   std::string err;
   std::string path = target_executable(target, err);
   if (path.empty()) return fmt::format("gort: loaded; {}", err);
-  auto bin = core::GoBinary::open(path);
-  if (!bin) return fmt::format("gort: loaded; {}. Nothing was changed.", bin.error().message);
+  auto desc = core::front::describe_binary(path);
+  if (!desc) return fmt::format("gort: loaded; {}. Nothing was changed.", desc.error().message);
   bool ok = configure_sigurg(debugger, target);
-  const auto& b = **bin;
-  return fmt::format("gort: {} {} ({} maps, layouts from {}){}", path, b.version().raw, core::to_string(b.map_impl()),
-                     core::to_string(b.layout_source()),
+  return fmt::format("gort: {}{}", *desc,
                      ok ? "; SIGURG (Go preemption) passed silently" : "; could not set SIGURG handling");
 }
 

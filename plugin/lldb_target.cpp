@@ -26,10 +26,10 @@ core::Result<void> LldbMemory::read(core::RemoteAddr addr, std::span<uint8_t> ou
   return {};
 }
 
-core::ThreadRegs LldbThreads::regs_of(lldb::SBThread t) {
+namespace {
+core::ThreadRegs frame_regs(lldb::SBThread t, lldb::SBFrame f) {
   core::ThreadRegs r;
   r.tid = t.GetThreadID();
-  lldb::SBFrame f = t.GetFrameAtIndex(0);
   auto reg = [&](const char* name) -> uint64_t {
     lldb::SBValue v = f.FindRegister(name);
     return v.IsValid() ? v.GetValueAsUnsigned(0) : 0;
@@ -40,6 +40,12 @@ core::ThreadRegs LldbThreads::regs_of(lldb::SBThread t) {
   r.r8 = reg("r8"); r.r9 = reg("r9"); r.r10 = reg("r10"); r.r11 = reg("r11");
   r.r12 = reg("r12"); r.r13 = reg("r13"); r.r14 = reg("r14"); r.r15 = reg("r15");
   r.fs_base = reg("fs_base");
+  return r;
+}
+}  // namespace
+
+core::ThreadRegs LldbThreads::regs_of(lldb::SBThread t) {
+  core::ThreadRegs r = frame_regs(t, t.GetFrameAtIndex(0));
   char buf[256];
   size_t n = t.GetStopDescription(buf, sizeof buf);
   r.stop_reason = std::string(buf, strnlen(buf, std::min(n, sizeof buf)));
@@ -52,71 +58,107 @@ core::Result<std::vector<core::ThreadRegs>> LldbThreads::threads() const {
   return out;
 }
 
-core::Result<GoTarget> open_go_target(lldb::SBDebugger& debugger) {
-  GoTarget t;
-  t.target = debugger.GetSelectedTarget();
-  std::string err;
-  std::string path = target_executable(t.target, err);
-  if (path.empty()) return core::make_error(core::ErrorKind::kBadInput, "{}", err);
-  auto bin = core::GoBinary::open(path);
-  if (!bin) return bin.error();
-  t.bin = std::move(bin).value();
-  t.process = t.target.GetProcess();
-  if (!t.process.IsValid()) {
-    return core::make_error(core::ErrorKind::kBadInput, "no process; run the program to a stop first (`run` to a breakpoint, `process attach -p PID`), or open a core (`target create BIN --core CORE`)");
-  }
-  configure_sigurg(debugger, t.target);
-  lldb::StateType st = t.process.GetState();
-  if (st != lldb::eStateStopped && st != lldb::eStateCrashed && st != lldb::eStateSuspended) {
-    return core::make_error(core::ErrorKind::kBadInput, "the process is not stopped (state {}); interrupt it first (`process interrupt`)",
-                            lldb::SBDebugger::StateAsCString(st));
-  }
-  // Slide from .text: LLDB knows where the module is loaded.
-  lldb::SBModule mod = t.target.FindModule(t.target.GetExecutable());
-  lldb::SBSection text = mod.IsValid() ? mod.FindSection(".text") : lldb::SBSection();
-  if (text.IsValid()) {
-    lldb::addr_t load = text.GetLoadAddress(t.target);
-    if (load != LLDB_INVALID_ADDRESS) t.slide = static_cast<int64_t>(load - text.GetFileAddress());
-  }
-  const char* plugin = t.process.GetPluginName();
-  bool core_file = plugin && std::strcmp(plugin, "elf-core") == 0;
-  if (!core_file) {
-    auto pm = core::ProcMemory::open(static_cast<int>(t.process.GetProcessID()));
-    if (pm) t.mem = std::move(pm).value();
-  }
-  if (!t.mem) t.mem = std::make_unique<LldbMemory>(t.process);
-  t.threads = std::make_unique<LldbThreads>(t.process);
-  return t;
+
+std::string LldbDebuggee::executable(std::string& why) {
+  std::string path = target_executable(target_, why);
+  if (path.empty() && why.starts_with("no target")) why.clear();  // core says it with the hint
+  return path;
 }
 
-core::Result<core::RemoteAddr> eval_address(lldb::SBFrame frame, const std::string& s) {
-  uint64_t n = 0;
-  bool hex = s.starts_with("0x") || s.starts_with("0X");
-  if (hex ? s.size() > 2 && core::parse_hex(s, n) : core::parse_u64(s, n)) return core::RemoteAddr(n);
-  if (s.size() > 1 && s[0] == '$' && frame.IsValid()) {
+core::front::ProcState LldbDebuggee::state(std::string& detail) {
+  lldb::SBProcess p = target_.GetProcess();
+  if (!p.IsValid()) return core::front::ProcState::kNone;
+  const char* plugin = p.GetPluginName();
+  if (plugin && std::strcmp(plugin, "elf-core") == 0) return core::front::ProcState::kCore;
+  lldb::StateType st = p.GetState();
+  if (st == lldb::eStateStopped || st == lldb::eStateCrashed || st == lldb::eStateSuspended)
+    return core::front::ProcState::kStopped;
+  detail = lldb::SBDebugger::StateAsCString(st);
+  return core::front::ProcState::kRunning;
+}
+
+std::unique_ptr<core::Memory> LldbDebuggee::debugger_memory() {
+  return std::make_unique<LldbMemory>(target_.GetProcess());
+}
+
+core::Result<std::vector<core::ThreadRegs>> LldbDebuggee::threads() {
+  return LldbThreads(target_.GetProcess()).threads();
+}
+
+std::optional<core::ThreadRegs> LldbDebuggee::selected_thread() {
+  lldb::SBThread th = target_.GetProcess().GetSelectedThread();
+  if (!th.IsValid()) return std::nullopt;
+  return LldbThreads::regs_of(th);
+}
+
+std::optional<core::ThreadRegs> LldbDebuggee::selected_frame() {
+  lldb::SBThread th = target_.GetProcess().GetSelectedThread();
+  if (!th.IsValid()) return std::nullopt;
+  lldb::SBFrame f = th.GetSelectedFrame();
+  if (!f.IsValid()) return std::nullopt;
+  return frame_regs(th, f);
+}
+
+int64_t LldbDebuggee::slide() {
+  // Slide from .text: LLDB knows where the module is loaded.
+  lldb::SBModule mod = target_.FindModule(target_.GetExecutable());
+  lldb::SBSection text = mod.IsValid() ? mod.FindSection(".text") : lldb::SBSection();
+  if (text.IsValid()) {
+    lldb::addr_t load = text.GetLoadAddress(target_);
+    if (load != LLDB_INVALID_ADDRESS) return static_cast<int64_t>(load - text.GetFileAddress());
+  }
+  return 0;
+}
+
+void LldbDebuggee::opened() { configure_sigurg(debugger_, target_); }
+
+const core::front::Hints& LldbDebuggee::hints() const {
+  static const core::front::Hints h{
+      .no_target = "create one first (`target create ./prog`, `process attach -p PID`)",
+      .no_process = "run the program to a stop first (`run` to a breakpoint, `process attach -p PID`), or open a "
+                    "core (`target create BIN --core CORE`)",
+      .interrupt = "interrupt it first (`process interrupt`)",
+      .map_break = "`breakpoint set -s PROG -a <entry of runtime.mapassign_faststr>`",
+      .debugger = "LLDB",
+  };
+  return h;
+}
+
+std::optional<uint64_t> LldbDebuggee::evaluate(const std::string& s) {
+  lldb::SBFrame frame = target_.GetProcess().GetSelectedThread().GetSelectedFrame();
+  if (!frame.IsValid()) return std::nullopt;
+  if (s.size() > 1 && s[0] == '$') {
     lldb::SBValue r = frame.FindRegister(s.c_str() + 1);
-    if (r.IsValid()) return core::RemoteAddr(r.GetValueAsUnsigned());
+    if (r.IsValid()) return r.GetValueAsUnsigned();
   }
-  if (frame.IsValid()) {
-    lldb::SBValue v = frame.GetValueForVariablePath(s.c_str());
-    if (!v.IsValid() || v.GetError().Fail()) v = frame.EvaluateExpression(s.c_str());
-    if (v.IsValid() && v.GetError().Success()) {
-      lldb::SBError err;
-      uint64_t x = v.GetValueAsUnsigned(err, 0);
-      if (err.Success()) return core::RemoteAddr(x);
-    }
-    // A symbol's address (LLDB has no Go expressions: `main.handles` is not a variable to it).
-    lldb::SBTarget target = frame.GetThread().GetProcess().GetTarget();
-    lldb::SBSymbolContextList syms = target.FindSymbols(s.c_str());
-    for (uint32_t i = 0; i < syms.GetSize(); ++i) {
-      lldb::addr_t a = syms.GetContextAtIndex(i).GetSymbol().GetStartAddress().GetLoadAddress(target);
-      if (a != LLDB_INVALID_ADDRESS) return core::RemoteAddr(a);
-    }
+  lldb::SBValue v = frame.GetValueForVariablePath(s.c_str());
+  if (!v.IsValid() || v.GetError().Fail()) v = frame.EvaluateExpression(s.c_str());
+  if (v.IsValid() && v.GetError().Success()) {
+    lldb::SBError err;
+    uint64_t x = v.GetValueAsUnsigned(err, 0);
+    if (err.Success()) return x;
   }
-  return core::make_error(core::ErrorKind::kBadInput,
-                          "cannot evaluate '{}' to an address; give hex (0xc000012345), a register ($rbx), "
-                          "a variable or a symbol",
-                          s);
+  // A symbol's address (LLDB has no Go expressions: `main.handles` is not a variable to it).
+  lldb::SBSymbolContextList syms = target_.FindSymbols(s.c_str());
+  for (uint32_t i = 0; i < syms.GetSize(); ++i) {
+    lldb::addr_t a = syms.GetContextAtIndex(i).GetSymbol().GetStartAddress().GetLoadAddress(target_);
+    if (a != LLDB_INVALID_ADDRESS) return a;
+  }
+  return std::nullopt;
+}
+
+bool FrontCommand::DoExecute(lldb::SBDebugger debugger, char** command, lldb::SBCommandReturnObject& result) {
+  std::vector<std::string> args;
+  for (; command && *command; ++command) args.emplace_back(*command);
+  LldbDebuggee d(debugger);
+  core::front::Reply r = core::front::run(d, name_, args);
+  if (!r.out.empty()) result.Printf("%s", r.out.c_str());
+  if (!r.ok) {
+    result.SetError(r.error.c_str());
+    return false;
+  }
+  result.SetStatus(lldb::eReturnStatusSuccessFinishResult);
+  return true;
 }
 
 }  // namespace gort::plugin

@@ -5,6 +5,7 @@
 // ReadMemory costs ~28 us uncached, a /proc/PID/mem pread ~1.5 us.
 
 #include "core/binary/go_binary.h"
+#include "core/front/commands.h"
 #include "core/target/memory.h"
 
 #include <lldb/API/LLDB.h>
@@ -35,23 +36,36 @@ class LldbThreads final : public core::Threads {
   mutable lldb::SBProcess p_;
 };
 
-/// Everything a goroutine command needs about the selected, stopped Go target.
-struct GoTarget {
-  lldb::SBTarget target;
-  lldb::SBProcess process;
-  std::unique_ptr<core::GoBinary> bin;
-  std::unique_ptr<core::Memory> mem;  ///< ProcMemory for a live process, else LldbMemory
-  std::unique_ptr<LldbThreads> threads;
-  int64_t slide = 0;  ///< runtime - link-time address (PIE); 0 for a fixed-address binary
+/// The selected target of an LLDB debugger, as core's front-end commands see it
+/// (core/front/commands.h): `gort info/goroutines/bt/map/ptr/heap/crash` run there.
+class LldbDebuggee final : public core::front::Debuggee {
+ public:
+  explicit LldbDebuggee(lldb::SBDebugger d) : debugger_(d), target_(d.GetSelectedTarget()) {}
+  std::string executable(std::string& why) override;
+  core::front::ProcState state(std::string& detail) override;
+  int pid() override { return static_cast<int>(target_.GetProcess().GetProcessID()); }
+  std::unique_ptr<core::Memory> debugger_memory() override;
+  core::Result<std::vector<core::ThreadRegs>> threads() override;
+  std::optional<core::ThreadRegs> selected_thread() override;
+  std::optional<core::ThreadRegs> selected_frame() override;
+  std::optional<uint64_t> evaluate(const std::string& expr) override;
+  int64_t slide() override;
+  void opened() override;
+  const core::front::Hints& hints() const override;
+
+ private:
+  lldb::SBDebugger debugger_;
+  lldb::SBTarget target_;
 };
 
-/// Opens the selected target's executable and its stopped process. Also configures
-/// SIGURG (pass silently) on the target, so the next `continue` is not stopped by Go's
-/// preemption signals. Errors are one line with a hint.
-core::Result<GoTarget> open_go_target(lldb::SBDebugger& debugger);
+/// An LLDB command that runs core::front::run(NAME, args) and prints its reply.
+class FrontCommand final : public lldb::SBCommandPluginInterface {
+ public:
+  explicit FrontCommand(std::string name) : name_(std::move(name)) {}
+  bool DoExecute(lldb::SBDebugger debugger, char** command, lldb::SBCommandReturnObject& result) override;
 
-/// An address argument: hex (0x...) or decimal, a register of FRAME ($rbx), or a variable
-/// or expression LLDB can evaluate in FRAME. kBadInput with a hint otherwise.
-core::Result<core::RemoteAddr> eval_address(lldb::SBFrame frame, const std::string& s);
+ private:
+  std::string name_;
+};
 
 }  // namespace gort::plugin

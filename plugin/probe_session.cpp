@@ -9,6 +9,8 @@
 
 #include "plugin/probe_session.h"
 
+#include "core/front/probe_select.h"
+
 #include "plugin/go_setup.h"
 #include "plugin/lldb_target.h"
 #include "plugin/recording.h"
@@ -108,16 +110,6 @@ class SampleMemory final : public core::Memory {
   const core::Memory& live_;
 };
 
-// For a watch hit: the RIP after the store says whether it set or cleared the flag.
-std::string watch_op(const core::ProbePlan& plan, uint64_t rip_link) {
-  for (auto& p : plan.probes) {
-    for (auto& f : p.write_begin)
-      if (f.addr.value() + f.length == rip_link) return "write-begin";
-    for (auto& f : p.write_end)
-      if (f.addr.value() + f.length == rip_link) return "write-end";
-  }
-  return "";
-}
 
 }  // namespace
 
@@ -397,7 +389,7 @@ void ProbeSession::on_sample(size_t i, const core::ProbeSample& s) {
     uint8_t mask = bin_->map_impl() == core::MapImpl::kHmap ? bin_->layouts().hmap_writing_bit : 0xff;
     auto e = core::decode_watch_hit(ps->watch->map, regs, flag ? *flag : 0, mask, *ctx, s.time_ns);
     if (!e) return;
-    std::string op = watch_op(plan_, regs.rip - static_cast<uint64_t>(ps->slide));
+    std::string op = core::front::watch_op(plan_, regs.rip - static_cast<uint64_t>(ps->slide));
     if (!op.empty()) e->op = op;
     emit(*e, !has_log());
     return;
@@ -451,7 +443,7 @@ size_t ProbeSession::report_stops(lldb::SBProcess process) {
         uint8_t mask = bin_->map_impl() == core::MapImpl::kHmap ? bin_->layouts().hmap_writing_bit : 0xff;
         auto e = core::decode_watch_hit(w.map, r, flag ? *flag : 0, mask, *ctx, t);
         if (!e) continue;
-        std::string op = watch_op(plan_, r.rip - static_cast<uint64_t>(slide));
+        std::string op = core::front::watch_op(plan_, r.rip - static_cast<uint64_t>(slide));
         if (!op.empty()) e->op = op;
         if (emit(*e, true)) ++n;
       }

@@ -1,0 +1,722 @@
+# gort inside GDB: `source /path/to/gort/scripts/gort-gdb.py` (or put that line in ~/.gdbinit).
+#
+# Registers the `gort` prefix command with the LLDB plugin's subcommands (docs/gdb.md):
+# goroutines, bt, map, ptr, heap scan/ptr, crash, info, version, break maps/wb/clear,
+# watch map, record start/stop. The Go-aware work runs in gort's core, reached through
+# libgort-gdb.so (gdb/capi.cpp) with ctypes; this file only adapts GDB: registers,
+# memory of core files, expressions, breakpoints and watchpoints. Output and --json/--log
+# formats are the LLDB plugin's.
+#
+# The library is found at $GORT_GDB_LIB, else next to this file's build tree
+# (../build/lib/libgort-gdb.so), else ../lib/ (an installed tree).
+#
+# Coexists with Go's own runtime-gdb.py (`info goroutines`, `goroutine N bt`): gort only
+# adds the `gort` command and sets SIGURG handling.
+
+import ctypes
+import json
+import os
+
+import gdb
+
+_HERE = os.path.dirname(os.path.abspath(os.path.expanduser(__file__)))
+_REGS = ("rip", "rsp", "rbp", "rax", "rbx", "rcx", "rdx", "rsi", "rdi",
+         "r8", "r9", "r10", "r11", "r12", "r13", "r14", "r15", "fs_base")
+_READ_FN = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.c_void_p, ctypes.c_uint64, ctypes.c_uint64, ctypes.c_void_p)
+_EVAL_FN = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.c_void_p, ctypes.c_char_p, ctypes.POINTER(ctypes.c_uint64))
+_DEBUG_REGISTERS = 4  # x86-64: DR0-DR3, shared by hardware breakpoints and watchpoints
+
+
+def _find_lib():
+    cands = [os.environ.get("GORT_GDB_LIB", ""),
+             os.path.join(_HERE, "..", "build", "lib", "libgort-gdb.so"),
+             os.path.join(_HERE, "..", "lib", "libgort-gdb.so")]
+    for c in cands:
+        if c and os.path.exists(c):
+            return os.path.abspath(c)
+    return None
+
+
+class GortError(gdb.GdbError):
+    pass
+
+
+class _Lib:
+    def __init__(self):
+        path = _find_lib()
+        if not path:
+            raise GortError("gort: libgort-gdb.so not found; build gort (scripts/build) or set GORT_GDB_LIB=/path/to/libgort-gdb.so")
+        self.lib = ctypes.CDLL(path)
+        self.lib.gort_call.restype = ctypes.c_void_p
+        self.lib.gort_call.argtypes = [ctypes.c_char_p, _READ_FN, _EVAL_FN, ctypes.c_void_p]
+        self.lib.gort_free.argtypes = [ctypes.c_void_p]
+        self._read = _READ_FN(_read_memory)
+        self._eval = _EVAL_FN(_evaluate)
+
+    def call(self, req):
+        p = self.lib.gort_call(json.dumps(req).encode(), self._read, self._eval, None)
+        try:
+            return json.loads(ctypes.string_at(p).decode("utf-8", "replace"))
+        finally:
+            self.lib.gort_free(p)
+
+
+_lib = None
+
+
+def lib():
+    global _lib
+    if _lib is None:
+        _lib = _Lib()
+    return _lib
+
+
+def _read_memory(ctx, addr, length, buf):
+    try:
+        data = gdb.selected_inferior().read_memory(addr, length)
+        ctypes.memmove(buf, bytes(data), length)
+        return 0
+    except Exception:
+        return 1
+
+
+def _evaluate(ctx, expr, out):
+    e = expr.decode()
+    for form in (e, "&" + e, "&'%s'" % e):
+        try:
+            out[0] = int(gdb.parse_and_eval(form)) & 0xFFFFFFFFFFFFFFFF
+            return 0
+        except Exception:
+            continue
+    try:  # a minimal symbol of a binary without debug info: "Symbol "x" is at 0x... in a file ..."
+        text = gdb.execute("info address %s" % e, to_string=True)
+        import re
+        m = re.search(r" is at (0x[0-9a-f]+)", text)
+        if m:
+            out[0] = int(m.group(1), 16)
+            return 0
+    except Exception:
+        pass
+    return 1
+
+
+# ---- the target, as core's commands see it ------------------------------------------------
+
+def _exe():
+    return gdb.current_progspace().filename or ""
+
+
+def _elf_entry(path):
+    try:
+        with open(path, "rb") as f:
+            h = f.read(64)
+        return int.from_bytes(h[24:32], "little"), int.from_bytes(h[16:18], "little")
+    except OSError:
+        return None, None
+
+
+def _slide(path):
+    """Runtime minus link-time address: the relocated entry point GDB shows, minus e_entry."""
+    entry, etype = _elf_entry(path)
+    if entry is None or etype != 3:  # ET_DYN only (PIE)
+        return 0
+    try:
+        for line in gdb.execute("info files", to_string=True).splitlines():
+            if "Entry point:" in line:
+                return int(line.split(":")[1].strip(), 16) - entry
+    except gdb.error:
+        pass
+    return 0
+
+
+def _state():
+    inf = gdb.selected_inferior()
+    if inf.pid == 0:
+        return "none", ""
+    conn = getattr(inf, "connection", None)
+    if conn is not None and conn.type == "core":
+        return "core", ""
+    th = gdb.selected_thread()
+    if th is not None and th.is_running():
+        return "running", "running"
+    return "stopped", ""
+
+
+def _regs_of_frame(frame, tid):
+    r = {"tid": tid}
+    for name in _REGS:
+        try:
+            r[name] = int(frame.read_register(name)) & 0xFFFFFFFFFFFFFFFF
+        except (gdb.error, ValueError):
+            r[name] = 0
+    return r
+
+
+def _tid(th):
+    pid, lwp, _ = th.ptid
+    return lwp or pid
+
+
+def _threads():
+    """Every thread's registers at frame 0, the selected thread's index and the selected frame's registers."""
+    inf = gdb.selected_inferior()
+    orig = gdb.selected_thread()
+    try:
+        orig_frame = gdb.selected_frame()
+    except gdb.error:
+        orig_frame = None
+    out, selected, frame = [], -1, None
+    try:
+        if orig_frame is not None:
+            frame = _regs_of_frame(orig_frame, _tid(orig))
+        for th in sorted(inf.threads(), key=lambda t: t.num):
+            if not th.is_valid() or th.is_running():
+                continue
+            th.switch()
+            out.append(_regs_of_frame(gdb.newest_frame(), _tid(th)))
+            if orig is not None and th.ptid == orig.ptid:
+                selected = len(out) - 1
+    finally:
+        if orig is not None and orig.is_valid():
+            orig.switch()
+            if orig_frame is not None and orig_frame.is_valid():
+                orig_frame.select()
+    return out, selected, frame
+
+
+def target_request():
+    exe = _exe()
+    state, detail = _state()
+    req = {"exe": exe, "exe_why": "", "state": state, "state_detail": detail,
+           "pid": gdb.selected_inferior().pid if state in ("stopped", "running") else 0,
+           "slide": _slide(exe) if exe and state != "none" else 0}
+    if state in ("stopped", "core"):
+        req["threads"], req["selected"], req["frame"] = _threads()
+    return req
+
+
+def configure_sigurg():
+    gdb.execute("handle SIGURG nostop noprint pass", to_string=True)
+
+
+def _out(text):
+    gdb.write(text)
+
+
+# ---- commands -------------------------------------------------------------------------------
+
+class _Prefix(gdb.Command):
+    def __init__(self, name, doc):
+        self.__doc__ = doc
+        super().__init__(name, gdb.COMMAND_USER, gdb.COMPLETE_NONE, True)
+
+
+class _Front(gdb.Command):
+    """A command run by core/front/commands.cpp, as in the LLDB plugin."""
+
+    def __init__(self, gdb_name, core_name, doc):
+        self.__doc__ = doc
+        self.core_name = core_name
+        super().__init__(gdb_name, gdb.COMMAND_USER)
+
+    def invoke(self, arg, from_tty):
+        req = target_request()
+        req.update(op="run", name=self.core_name, args=gdb.string_to_argv(arg))
+        rep = lib().call(req)
+        if rep.get("out"):
+            _out(rep["out"])
+        if not rep.get("ok"):
+            raise GortError(rep.get("error") or "gort: failed")
+
+
+class _Version(gdb.Command):
+    """Print the gort GDB extension's version.
+Usage: gort version"""
+
+    def __init__(self):
+        super().__init__("gort version", gdb.COMMAND_USER)
+
+    def invoke(self, arg, from_tty):
+        _out("gort 0.1.0 (GDB extension)\n")
+
+
+# ---- break maps / break wb / watch map / break clear ---------------------------------------
+
+class _Session:
+    """What gort armed in this GDB: breakpoints, watchpoints, the --log file and filters."""
+
+    def __init__(self):
+        self.breaks = []
+        self.watches = []
+        self.log = None
+        self.log_path = ""
+        self.map_filter = None
+
+    def hw_in_use(self):
+        n = 0
+        for b in gdb.breakpoints():
+            if b.is_valid() and b.enabled and b.type in (gdb.BP_HARDWARE_BREAKPOINT, gdb.BP_HARDWARE_WATCHPOINT,
+                                                         gdb.BP_WATCHPOINT, gdb.BP_READ_WATCHPOINT,
+                                                         gdb.BP_ACCESS_WATCHPOINT):
+                n += 1
+        return n
+
+    def open_log(self, path):
+        self.close_log()
+        try:
+            self.log = open(path, "w")
+            self.log_path = path
+        except OSError as e:
+            raise GortError("cannot open log %s: %s" % (path, e.strerror))
+
+    def close_log(self):
+        if self.log:
+            self.log.close()
+        self.log, self.log_path = None, ""
+
+    def emit(self, rep, stop):
+        """Prints (stop mode, or no --log) and logs one decoded hit; False when --map drops it."""
+        if self.map_filter is not None and rep.get("map") is not None and rep["map"] != self.map_filter:
+            return False
+        if self.log:
+            self.log.write(json.dumps(rep["json"], sort_keys=True, separators=(",", ":")) + "\n")
+            self.log.flush()
+        if stop or not self.log:
+            _out("gort: %s\n" % rep["text"])
+        return True
+
+    def clear(self):
+        nb = nw = 0
+        for b in self.breaks:
+            if b.is_valid():
+                b.delete()
+                nb += 1
+        for w in self.watches:
+            if w.is_valid():
+                w.delete()
+                nw += 1
+        self.breaks, self.watches, self.map_filter = [], [], None
+        self.close_log()
+        return "0 perf probe set(s) closed, %d breakpoint(s) and %d watchpoint(s) deleted" % (nb, nw)
+
+
+_session = _Session()
+
+
+def _hit_request(extra):
+    exe = _exe()
+    state, _ = _state()
+    th = gdb.selected_thread()
+    req = {"exe": exe, "state": state, "pid": gdb.selected_inferior().pid, "slide": _slide(exe),
+           "regs": _regs_of_frame(gdb.newest_frame(), _tid(th))}
+    req.update(extra)
+    return req
+
+
+class _ProbeBreakpoint(gdb.Breakpoint):
+    def __init__(self, spec, hw, probe, stop):
+        super().__init__(spec, type=gdb.BP_HARDWARE_BREAKPOINT if hw else gdb.BP_BREAKPOINT, internal=False)
+        self.probe = probe
+        self.gort_stop = stop
+
+    def stop(self):
+        try:
+            rep = lib().call(_hit_request({"op": "decode", "index": self.probe["index"]}))
+            if not rep.get("ok"):
+                _out("gort: %s\n" % rep.get("error"))
+                return self.gort_stop
+            return _session.emit(rep, self.gort_stop) and self.gort_stop
+        except Exception as e:  # a breakpoint callback must not take GDB down
+            _out("gort: breakpoint callback: internal error: %s\n" % e)
+            return self.gort_stop
+
+
+class _MapWatchpoint(gdb.Breakpoint):
+    def __init__(self, flag, map_addr, stop):
+        # The location is a C expression: parse it as C whatever the frame's language (Go).
+        lang = gdb.parameter("language")
+        gdb.execute("set language c", to_string=True)
+        try:
+            super().__init__("*(unsigned char *) %#x" % flag, gdb.BP_WATCHPOINT, gdb.WP_WRITE, internal=False)
+        finally:
+            gdb.execute("set language %s" % (lang or "auto"), to_string=True)
+        self.map_addr = map_addr
+        self.gort_stop = stop
+
+    def stop(self):
+        try:
+            rep = lib().call(_hit_request({"op": "decode_watch", "map": self.map_addr}))
+            if rep.get("ok"):
+                _session.emit(rep, self.gort_stop)
+            return self.gort_stop
+        except Exception as e:
+            _out("gort: watchpoint callback: internal error: %s\n" % e)
+            return self.gort_stop
+
+
+def _parse_addr(s):
+    try:
+        return int(s, 0)
+    except ValueError:
+        pass
+    try:
+        return int(gdb.parse_and_eval(s)) & 0xFFFFFFFFFFFFFFFF
+    except gdb.error:
+        return None
+
+
+def _spec_for(probe):
+    """A breakpoint location GDB re-resolves when a PIE is relocated: the function's symbol
+    at its exact entry (`*'runtime.mapassign_fast64'`, no prologue skip); else the runtime
+    address (needs the process, or a fixed-address binary)."""
+    exe = _exe()
+    state, _ = _state()
+    entry, etype = _elf_entry(exe)
+    if state in ("stopped", "running") or etype != 3:
+        return "*%#x" % (probe["entry"] + (_slide(exe) if state != "none" else 0))
+    try:
+        addr = int(gdb.parse_and_eval("&'%s'" % probe["function"]))
+        if addr:
+            return "*'%s'" % probe["function"]
+    except gdb.error:
+        pass
+    raise GortError("%s: a stripped PIE has no symbols to place breakpoints before it runs; "
+                    "start it first (`starti`), then run this again" % probe["function"])
+
+
+def _place(probes, hw, stop, who):
+    """Debug registers for the first probes (GDB hbreak), software breakpoints for the rest."""
+    free = max(0, _DEBUG_REGISTERS - _session.hw_in_use()) if hw else 0
+    nhw = nsw = 0
+    for p in probes:
+        use_hw = free > 0
+        if hw and not use_hw:
+            _out("gort: %s: no debug register left (%d in use): software breakpoint instead\n"
+                 % (p["function"], _DEBUG_REGISTERS))
+        bp = _ProbeBreakpoint(_spec_for(p), use_hw, p, stop)
+        _session.breaks.append(bp)
+        if use_hw:
+            free -= 1
+            nhw += 1
+        else:
+            nsw += 1
+        _out("gort: %s  %s %s at %#x (breakpoint %d)\n"
+             % ("hardware" if use_hw else "software", p["label"], p["function"], p["entry"], bp.number))
+    return nhw, nsw
+
+
+def _hardware_count(n):
+    return "0 hardware" if n == 0 else "%d hardware (GDB hbreak)" % n
+
+
+class _BreakMaps(gdb.Command):
+    """Break on the entries of the map-write runtime functions (assign, delete, clear).
+Each hit prints goroutine, thread, operation, map, key and the calling Go function with
+file:line (innermost inlined first).
+--hw (default): GDB hardware breakpoints (hbreak) on up to 4 entries (the debug registers
+left), software breakpoints on the rest; it says which got what. --sw: software only.
+--continue: log and keep running; with --log the hits go only to the file.
+--log FILE: one JSON object a line. --map ADDR: only that map's writes (ADDR may be $rbx).
+--func NAME (repeatable): only those functions. Remove with `gort break clear`.
+Usage: gort break maps [--hw|--sw] [--map ADDR] [--continue] [--log FILE] [--func NAME]..."""
+
+    def __init__(self):
+        super().__init__("gort break maps", gdb.COMMAND_BREAKPOINTS)
+
+    def invoke(self, arg, from_tty):
+        args = gdb.string_to_argv(arg)
+        hw, cont, log, funcs, map_filter = True, False, "", [], None
+        i = 0
+        while i < len(args):
+            a = args[i]
+            needs = {"--map": "a map address", "--log": "a file name", "--func": "a function name"}
+            if a in needs and i + 1 >= len(args):
+                raise GortError("gort break maps: %s needs %s" % (a, needs[a]))
+            if a == "--hw":
+                hw = True
+            elif a == "--sw":
+                hw = False
+            elif a in ("--continue", "-c"):
+                cont = True
+            elif a == "--map":
+                i += 1
+                map_filter = _parse_addr(args[i])
+                if map_filter is None:
+                    raise GortError("gort break maps: bad map address '%s'" % args[i])
+            elif a == "--log":
+                i += 1
+                log = args[i]
+            elif a == "--func":
+                i += 1
+                funcs.append(args[i])
+            else:
+                raise GortError("gort break maps: unknown argument '%s'; see `help gort break maps`" % a)
+            i += 1
+        exe = _exe()
+        if not exe:
+            raise GortError("gort break maps: no target; load one first (`file ./prog`)")
+        rep = lib().call({"op": "probes", "exe": exe, "which": "maps", "funcs": funcs})
+        if not rep.get("ok"):
+            raise GortError("gort break maps: %s" % rep.get("error"))
+        if log:
+            _session.open_log(log)
+        _session.map_filter = map_filter
+        configure_sigurg()
+        nhw, nsw = _place(rep["probes"], hw, not cont, "gort break maps")
+        _out("gort: %d map-write function(s): %s, %d software; %s%s%s\n" % (
+            nhw + nsw, _hardware_count(nhw), nsw,
+            "hits are logged, the program keeps running" if cont else "each hit stops",
+            "; only map %#x" % map_filter if map_filter is not None else "",
+            "; log %s" % log if log else ""))
+
+
+class _BreakWb(gdb.Command):
+    """Break on the GC write-barrier entries runtime.gcWriteBarrier1..8 (Go 1.21+).
+Each hit prints goroutine, thread, the barrier, the calling Go function with file:line,
+and the pointer stores the call guards (slot address and new value). Write barriers run
+only while the GC is marking, so hits come in bursts during GC cycles.
+--hw (default): GDB hardware breakpoints on the debug registers left (gcWriteBarrier2, 1,
+4, 3 first), software breakpoints on the rest. --sw: software only. --continue: log and
+keep running. --log FILE: one JSON object a line. Remove with `gort break clear`.
+Usage: gort break wb [--hw|--sw] [--continue] [--log FILE]"""
+
+    def __init__(self):
+        super().__init__("gort break wb", gdb.COMMAND_BREAKPOINTS)
+
+    def invoke(self, arg, from_tty):
+        args = gdb.string_to_argv(arg)
+        hw, cont, log = True, False, ""
+        i = 0
+        while i < len(args):
+            a = args[i]
+            if a == "--hw":
+                hw = True
+            elif a == "--sw":
+                hw = False
+            elif a in ("--continue", "-c"):
+                cont = True
+            elif a == "--log" and i + 1 < len(args):
+                i += 1
+                log = args[i]
+            elif a == "--log":
+                raise GortError("gort break wb: --log needs a file name")
+            else:
+                raise GortError("gort break wb: unknown argument '%s'; see `help gort break wb`" % a)
+            i += 1
+        exe = _exe()
+        if not exe:
+            raise GortError("gort break wb: no target; load one first (`file ./prog`)")
+        rep = lib().call({"op": "probes", "exe": exe, "which": "wb"})
+        if not rep.get("ok"):
+            raise GortError("gort break wb: %s" % rep.get("error"))
+        if log:
+            _session.open_log(log)
+        configure_sigurg()
+        nhw, nsw = _place(rep["probes"], hw, not cont, "gort break wb")
+        n = nhw + nsw
+        _out("gort: %d write-barrier entr%s: %s, %d software; %s%s\n" % (
+            n, "y" if n == 1 else "ies", _hardware_count(nhw), nsw,
+            "hits are logged, the program keeps running" if cont else "each hit stops",
+            "; log %s" % log if log else ""))
+        _out("gort: write barriers run only while the GC is marking: hits come in bursts during GC cycles\n")
+
+
+class _BreakClear(gdb.Command):
+    """Remove every breakpoint and watchpoint gort made; the program then runs normally.
+Usage: gort break clear"""
+
+    def __init__(self):
+        super().__init__("gort break clear", gdb.COMMAND_BREAKPOINTS)
+
+    def invoke(self, arg, from_tty):
+        _out("gort: %s\n" % _session.clear())
+
+
+class _WatchMap(gdb.Command):
+    """Watch one map's writing flag (1-byte hardware write watchpoint): every write to that
+map, by any runtime path, stops (or is logged with --continue) with its goroutine, the
+runtime function and the Go caller. ADDR may be a register ($rbx at a map-write stop).
+Needs a running process. Remove with `gort break clear`.
+Usage: gort watch map ADDR [--continue] [--log FILE]"""
+
+    def __init__(self):
+        super().__init__("gort watch map", gdb.COMMAND_BREAKPOINTS)
+
+    def invoke(self, arg, from_tty):
+        usage = "usage: gort watch map ADDR [--continue] [--log FILE]"
+        args = gdb.string_to_argv(arg)
+        m, cont, log = None, False, ""
+        i = 0
+        while i < len(args):
+            a = args[i]
+            if a in ("--continue", "-c"):
+                cont = True
+            elif a == "--log" and i + 1 < len(args):
+                i += 1
+                log = args[i]
+            elif m is None and _parse_addr(a) is not None:
+                m = _parse_addr(a)
+            else:
+                raise GortError("gort watch map: unexpected argument '%s'; %s" % (a, usage))
+            i += 1
+        if m is None:
+            raise GortError("gort watch map: which map? " + usage)
+        exe = _exe()
+        if not exe:
+            raise GortError("gort watch map: no target")
+        if _state()[0] not in ("stopped", "running"):
+            raise GortError("gort watch map: no process; run the program to where the map exists first")
+        rep = lib().call({"op": "probes", "exe": exe, "which": "maps"})
+        if not rep.get("ok"):
+            raise GortError("gort watch map: %s" % rep.get("error"))
+        if rep.get("flag_offset") is None:
+            raise GortError("gort watch map: the writing flag's offset is unknown for this Go version")
+        if _session.hw_in_use() >= _DEBUG_REGISTERS:
+            raise GortError("gort watch map: no debug register left (%d in use by hardware breakpoints and "
+                            "watchpoints); `gort break clear` or delete one first" % _DEBUG_REGISTERS)
+        flag = m + rep["flag_offset"]
+        if log:
+            _session.open_log(log)
+        configure_sigurg()
+        w = _MapWatchpoint(flag, m, not cont)
+        _session.watches.append(w)
+        _out("gort: watching map %#x: 1-byte write watchpoint on its writing flag at %#x; %s\n" % (
+            m, flag, "hits are logged, the program keeps running" if cont else "each write stops"))
+
+
+# ---- record start / stop --------------------------------------------------------------------
+
+class _RecordStart(gdb.Command):
+    """Start recording the live process's map writes without stopping it (hardware
+breakpoints and uprobes through perf_event_open) into TRACE (default gort.trace): time,
+thread, CPU, goroutine, map and user stack of each write. The program runs on
+(`continue`); nothing fires while GDB holds it stopped. Detach and quit end the recording.
+--backend inproc is not available under GDB (docs/gdb.md).
+Usage: gort record start [-o TRACE] [--stack-depth N] [--maps ADDR,...] [--hw FUNC,...] [--sync [--reads]] [--backend perf]"""
+
+    def __init__(self):
+        super().__init__("gort record start", gdb.COMMAND_USER)
+
+    def invoke(self, arg, from_tty):
+        state, _ = _state()
+        exe = _exe()
+        if state not in ("stopped", "running") or not exe:
+            raise GortError("gort record start: needs a live process (`starti`, `attach PID`); "
+                            "core files hold no history to record")
+        rep = lib().call({"op": "record_start", "exe": exe, "pid": gdb.selected_inferior().pid,
+                          "slide": _slide(exe), "args": gdb.string_to_argv(arg)})
+        if rep.get("out"):
+            _out(rep["out"])
+        if not rep.get("ok"):
+            raise GortError(rep.get("error"))
+        configure_sigurg()
+
+
+class _RecordStop(gdb.Command):
+    """Stop recording and write the trace's summary.
+Usage: gort record stop"""
+
+    def __init__(self):
+        super().__init__("gort record stop", gdb.COMMAND_USER)
+
+    def invoke(self, arg, from_tty):
+        rep = lib().call({"op": "record_stop", "reason": "stopped"})
+        if not rep.get("ok"):
+            raise GortError(rep.get("error"))
+        _out(rep["out"])
+
+
+def _leaving(reason):
+    """Before GDB lets the program go (detach, kill, exit of GDB): end a recording so the
+    trace gets its summary. GDB itself removes its breakpoints and watchpoints on detach."""
+    try:
+        rep = lib().call({"op": "record_stop", "reason": reason})
+        if rep.get("ok") and rep.get("out"):
+            prefix = {"gdb exited": "at exit", "detached": "before detaching"}.get(reason)
+            _out(rep["out"].replace("gort: ", "gort: %s: " % prefix, 1) if prefix else rep["out"])
+    except Exception:
+        pass
+    _session.close_log()
+
+
+# ---- registration ---------------------------------------------------------------------------
+
+_FRONT = [
+    ("gort info", "info", """Show the target's Go version, map implementation, layout source and probe plan size.
+Usage: gort info"""),
+    ("gort goroutines", "goroutines", """List the goroutines of the stopped Go program: id, status, wait reason, thread if
+running, and the innermost user-code frame. '*' marks the selected thread's goroutine.
+Runtime goroutines and dead ones are hidden unless --all.
+Usage: gort goroutines [--all] [--json]"""),
+    ("gort bt", "bt", """Backtrace of one goroutine (default: the selected thread's), by frame pointers, with
+inlined frames, from the thread's registers if it runs, else from its saved g.sched.
+Usage: gort bt [GOID] [--json]"""),
+    ("gort map", "map", """Decode a Go map's header and entries (hmap or swiss). With no ADDR at the entry of
+runtime.mapassign*/mapdelete*/mapclear, decodes the map being written (RBX) using its type (RAX).
+Usage: gort map [ADDR] [--type TYPEADDR | --key-size N --elem-size M] [--limit N] [--json]
+  ADDR: hex, a register ($rbx) or an expression."""),
+    ("gort ptr", "ptr", """What each address is: a heap object (base, size, allocated or free, marked), freed heap
+pages, a global, a goroutine's stack, code, or unknown. ADDR: hex, decimal, a register ($rbx),
+a symbol or an expression. --json: one object per ADDR.
+Usage: gort ptr ADDR... [--json]"""),
+    ("gort heap ptr", "heap ptr", """Same as `gort ptr`.
+Usage: gort heap ptr ADDR... [--json]"""),
+    ("gort heap scan", "heap scan", """Find integer-held heap addresses (dangling uintptrs): words the GC keeps whose value
+points into a heap object the GC did not keep. The process must be stopped, or be a core.
+--stacks: scan goroutine stacks too. --json: the schema of docs/heap.md.
+Usage: gort heap scan [--stacks] [--json]"""),
+    ("gort crash", "crash", """On a core file of a Go program that died of a map fatal error ("concurrent map
+writes"): the goroutine that threw and every other goroutine inside a write to the same
+map, with their stacks; the verdict of `gort postmortem BIN CORE`. --bt adds `gort bt` of
+each writer.
+Usage: gort crash [--json] [--bt]"""),
+]
+
+
+def _register():
+    _Prefix("gort", """gort: Go runtime debugging (goroutines, maps, map-write and write-barrier breakpoints,
+heap pointer checks, recording). The same commands as gort's LLDB plugin (docs/gdb.md).""")
+    _Prefix("gort heap", "The Go heap of the stopped process or core (gort heap scan, gort heap ptr).")
+    _Prefix("gort break", "Breakpoints on every map write or GC write barrier (gort break maps, gort break wb, gort break clear).")
+    _Prefix("gort watch", "Hardware watchpoints on Go runtime state (gort watch map).")
+    _Prefix("gort record", "Record every map write without stopping the program (gort record start/stop).")
+    for gname, cname, doc in _FRONT:
+        _Front(gname, cname, doc)
+    _Version()
+    _BreakMaps()
+    _BreakWb()
+    _BreakClear()
+    _WatchMap()
+    _RecordStart()
+    _RecordStop()
+    # GDB 13 has no "before detach" event; `exited` also fires on detach, without an exit code.
+    gdb.events.exited.connect(lambda ev: _leaving("target exited" if hasattr(ev, "exit_code") else "detached"))
+    if hasattr(gdb.events, "gdb_exiting"):
+        gdb.events.gdb_exiting.connect(lambda ev: _leaving("gdb exited"))
+
+
+def _greeting():
+    configured = False
+    exe = _exe()
+    if not exe:
+        configure_sigurg()
+        return ("gort: loaded. SIGURG (Go preemption) is passed silently. "
+                "Load a program and run `gort info`; `help gort` lists the commands.")
+    rep = lib().call({"op": "describe", "exe": exe})
+    if not rep.get("ok"):
+        return "gort: loaded; %s. Nothing was changed." % rep.get("error")
+    try:
+        configure_sigurg()
+        configured = True
+    except gdb.error:
+        pass
+    return "gort: %s%s" % (rep["text"], "; SIGURG (Go preemption) passed silently" if configured
+                           else "; could not set SIGURG handling")
+
+
+if not getattr(gdb, "_gort_loaded", False):
+    gdb._gort_loaded = True
+    _register()
+    _out(_greeting() + "\n")
+else:
+    _out("gort: already loaded\n")

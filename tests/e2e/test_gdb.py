@@ -1,0 +1,294 @@
+"""The GDB extension (scripts/gort-gdb.py over libgort-gdb.so) against the LLDB plugin.
+
+Each scenario of the LLDB golden tests (tests/golden/*.lldb) that has a GDB equivalent is
+run under both `lldb -b` and `gdb -batch` on the same binary: the setup is written in each
+debugger's words (stops at the same exact addresses), the gort commands are the same.
+Each gort command's output is cut out between markers and normalised (thread ids, heap
+addresses, the debugger's own command hints), then both front ends must print the same.
+Hit lines printed while the program runs (`gort: goroutine ...`) are compared too.
+
+Also: GDB's `gort crash` on a real "concurrent map writes" core against the LLDB
+plugin's, Go's runtime-gdb.py loaded alongside, and the detach loop (GORT_DETACH_LOOPS,
+default 50 on the newest Go, 10 otherwise): attach, arm hardware and software map
+breakpoints and a map watchpoint, stop at a hit, detach; the program must run on
+untraced and finish correctly.
+"""
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from conftest import BUILD_DIR, IN_CI, SOURCE_DIR, build_sample, go_nm, is_primary, missing
+from test_core import crash_with_core
+from test_plugin import PLUGIN
+
+sys.path.insert(0, str(SOURCE_DIR / "tests" / "golden"))
+from normalize import normalize  # noqa: E402
+
+GDB_SCRIPT = SOURCE_DIR / "scripts" / "gort-gdb.py"
+GDB_LIB = BUILD_DIR / "lib" / "libgort-gdb.so"
+MARK = "@@gort@@"
+# GDB's own line for each breakpoint or watchpoint created (gort's line follows it)
+# LLDB's asynchronous note, printed once, wherever its event thread gets to it
+LLDB_NO_GO = 'has no plugin for the language "go"'
+# and GDB 13's complaint about Linux 6's larger xsave notes when it reads a core's threads
+GDB_MENTION = re.compile(r"^((Breakpoint|Hardware assisted breakpoint|Hardware watchpoint|Watchpoint) \d+[: ]"
+                         r"|warning: Unexpected size of section `\.reg-xstate/)")
+
+
+def tools():
+    gdb = shutil.which("gdb")
+    lldb = shutil.which("lldb-19") or shutil.which("lldb")
+    if not gdb:
+        missing("gdb")
+    if not lldb:
+        missing("lldb-19")
+    if not GDB_LIB.exists():
+        missing(f"{GDB_LIB} (build with scripts/build)")
+    if not PLUGIN.exists():
+        missing(f"{PLUGIN} (build with scripts/build)")
+    return gdb, lldb
+
+
+def run_lldb(lldb, lines, cwd, env):
+    script = Path(cwd) / "s.lldb"
+    script.write_text("\n".join(lines) + "\n")
+    r = subprocess.run([lldb, "--no-lldbinit", "-b", "-o", f"command source -e false -s 0 {script}"], cwd=cwd,
+                       env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=300)
+    return r.stdout
+
+
+def run_gdb(gdb, lines, cwd, env, extra=()):
+    args = [gdb, "-nx", "-q", "-batch", *extra]
+    for line in lines:
+        args += ["-ex", line]
+    r = subprocess.run(args, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                       timeout=300)
+    return r.stdout
+
+
+def with_markers(cmds, flavour):
+    """Each gort command between two marker lines, in the debugger's echo syntax."""
+    out = []
+    for c in cmds:
+        if c.startswith("gort "):
+            if flavour == "lldb":
+                out += [f"script print('{MARK} {c}')", c, f"script print('{MARK}')"]
+            else:
+                out += [f"echo {MARK} {c}\\n", c, f"echo {MARK}\\n"]
+        else:
+            out.append(c)
+    return out
+
+
+def sections(text):
+    """{'gort CMD #i': normalised output} and the hit lines, in order."""
+    secs, hits = {}, []
+    cur, buf, n = None, [], 0
+    for line in text.splitlines():
+        if line.startswith(MARK):
+            if cur is not None:
+                secs[f"{n:02d} {cur}"] = buf
+                n += 1
+            rest = line[len(MARK):].strip()
+            cur, buf = (rest or None), []
+            continue
+        if line.startswith("gort: goroutine ") or line.startswith("gort: 0 perf"):
+            hits.append(line)
+        if cur is not None:
+            # LLDB's command echo and error prefix are LLDB's, not gort's
+            if line.startswith("(lldb) ") or GDB_MENTION.match(line) or LLDB_NO_GO in line:
+                continue
+            buf.append(re.sub(r"^error: ", "", line))
+    return secs, hits
+
+
+def normalise(lines, dirs):
+    """The golden tests' normalisation (tests/golden/normalize.py: thread and goroutine ids,
+    addresses, Go versions and GOROOT lines), and each debugger's own commands in hints."""
+    text = normalize("\n".join(lines) + "\n", dirs)
+    text = re.sub(r"`[^`]*`", "`CMD`", text)
+    text = re.sub(r"in \d+\.\d+ s \([^)]*\)", "in T (RATE)", text)
+    return text.splitlines()
+
+
+def compare(lldb_out, gdb_out, what, dirs):
+    ls, lh = sections(lldb_out)
+    gs, gh = sections(gdb_out)
+    assert list(ls) == list(gs), f"{what}: different commands ran\nLLDB:\n{lldb_out}\nGDB:\n{gdb_out}"
+    for k in ls:
+        a, b = normalise(ls[k], dirs), normalise(gs[k], dirs)
+        assert a == b, f"{what}: `{k[3:]}` differs\n--- LLDB\n" + "\n".join(a) + "\n--- GDB\n" + "\n".join(b)
+    assert normalise(lh, dirs) == normalise(gh, dirs), f"{what}: hit lines differ\nLLDB: {lh}\nGDB: {gh}"
+    return ls
+
+
+def _dirs(tmp_path):
+    return {"$TMP": str(tmp_path), "$BUILD": str(BUILD_DIR), "$SRC": str(SOURCE_DIR)}
+
+
+def _env():
+    return dict(os.environ, GODEBUG="asyncpreemptoff=1")
+
+
+def setups(exe, nm, variant):
+    """Per scenario: (LLDB setup, GDB setup, gort commands, after)."""
+    stop_here = nm.get("main.stopHere", 0)
+    fast64 = nm.get("runtime.mapassign_fast64", 0)
+
+    def gbreak(sym, addr):  # a stripped binary has no symbols for GDB (it is not a PIE here)
+        return f"break *{addr:#x}" if variant == "stripped" else f"break *'{sym}'"
+
+    return {
+        # tests/golden/goroutines-bt.lldb
+        # Both stop at a function's exact entry: LLDB by module-relative file address, GDB by
+        # `*'symbol'`; both follow a PIE's load address.
+        "goroutines-bt": (
+            [f"target create {exe}", f"breakpoint set -s {exe.name} -a {stop_here:#x}", "process launch -o out.txt"],
+            [f"file {exe}", gbreak("main.stopHere", stop_here), "run > out.txt"],
+            ["gort goroutines", "gort bt", "gort goroutines --json", "gort bt --json", "gort goroutines --all",
+             "gort bt 1", "gort ptr $rsp", "gort ptr $rsp --json"]),
+        # tests/golden/map-mapassign.lldb
+        "map-mapassign": (
+            [f"target create {exe}", f"breakpoint set -s {exe.name} -a {fast64:#x}", "process launch -o out.txt"],
+            [f"file {exe}", gbreak("runtime.mapassign_fast64", fast64), "run > out.txt"],
+            ["gort map", "gort map $rbx --type $rax --limit 5", "gort map --json", "gort map $rbx",
+             "gort map $rbx --key-size 8 --elem-size 8", "gort ptr $rbx", "gort bt"]),
+        # tests/golden/errors-no-process.lldb
+        "errors-no-process": (
+            [f"target create {exe}"], [f"file {exe}"],
+            ["gort goroutines", "gort bt", "gort map 0x10", "gort heap scan", "gort ptr 0x10", "gort crash"]),
+        # tests/golden/errors-bad-args.lldb
+        "errors-bad-args": (
+            [f"target create {exe}", f"breakpoint set -s {exe.name} -a {stop_here:#x}", "process launch -o out.txt"],
+            [f"file {exe}", gbreak("main.stopHere", stop_here), "run > out.txt"],
+            ["gort goroutines --bogus", "gort bt notanumber", "gort bt 99999", "gort map --limit",
+             "gort map 1 2", "gort map --key-size 8", "gort ptr", "gort ptr --bogus", "gort heap scan --bogus",
+             "gort crash --bogus", "gort map 0x10", "gort break maps --bogus", "gort break maps --func main.main",
+             "gort watch map", "gort break wb --bogus"]),
+        # tests/golden/load-info-help.lldb (gort info)
+        "info": ([f"target create {exe}"], [f"file {exe}"], ["gort info"]),
+        # tests/golden/break-maps-stop.lldb: the first hit, then clear and run to the end
+        "break-maps-stop": (
+            [f"target create {exe}", "gort break maps --sw --func runtime.mapassign_fast64",
+             "process launch -o out.txt"],
+            [f"file {exe}", "gort break maps --sw --func runtime.mapassign_fast64", "run > out.txt"],
+            ["gort map", "gort break clear"]),
+    }
+
+
+SCENARIOS = ["goroutines-bt", "map-mapassign", "errors-no-process", "errors-bad-args", "info", "break-maps-stop"]
+SAMPLE = {"goroutines-bt": "goroutines", "errors-bad-args": "goroutines"}
+
+
+@pytest.mark.parametrize("scenario", SCENARIOS)
+@pytest.mark.parametrize("variant", ["normal", "pie", "stripped"])
+def test_same_output_as_lldb(toolchain, scenario, variant, tmp_path):
+    gdb, lldb = tools()
+    sample = SAMPLE.get(scenario, "mapwrites")
+    exe = tmp_path / sample
+    shutil.copy2(build_sample(toolchain, sample, variant), exe)
+    nm = go_nm(toolchain, build_sample(toolchain, sample, "normal" if variant == "stripped" else variant))
+    lsetup, gsetup, cmds = setups(exe, nm, variant)[scenario]
+    lo = run_lldb(lldb, [f"plugin load {PLUGIN}"] + with_markers(lsetup + cmds, "lldb"), tmp_path, _env())
+    go = run_gdb(gdb, [f"source {GDB_SCRIPT}"] + with_markers(gsetup + cmds, "gdb"), tmp_path, _env())
+    secs = compare(lo, go, f"{scenario} {toolchain.version} {variant}", _dirs(tmp_path))
+    assert len(secs) == sum(c.startswith("gort ") for c in gsetup + cmds), f"not every gort command ran:\n{go}"
+    # The scenarios check something real: a stop where one was set up, no stray Python error.
+    assert "Python Exception" not in go and "Traceback" not in go, go
+    if scenario == "goroutines-bt":
+        first = next(v for k, v in secs.items() if k.endswith("gort goroutines"))
+        assert any(l.startswith("*") and "main.stopHere" in l for l in first), first
+    if scenario == "break-maps-stop":
+        assert re.search(r"gort: goroutine 1 thread \d+ assign map 0x[0-9a-f]+ key 0 in runtime.mapassign_fast64 "
+                         r"from main.put64", go), go
+
+
+def test_greeting_sigurg_and_runtime_gdb_coexist(toolchain, tmp_path):
+    """Loaded after Go's runtime-gdb.py (auto-loaded from the binary's GOROOT): both command sets work."""
+    gdb, _ = tools()
+    exe = tmp_path / "goroutines"
+    shutil.copy2(build_sample(toolchain, "goroutines", "normal"), exe)
+    nm = go_nm(toolchain, exe)
+    out = run_gdb(gdb, [f"file {exe}", f"source {GDB_SCRIPT}", "info signals SIGURG", f"break *{nm['main.stopHere']:#x}",
+                        "run > out.txt", "info goroutines", "gort goroutines", "help gort", "kill"],
+                  tmp_path, _env(), extra=["-iex", "set auto-load safe-path /"])
+    assert re.search(rf"gort: {re.escape(str(exe))} {toolchain.version} \((swiss|hmap) maps, layouts from \w+\); "
+                     r"SIGURG \(Go preemption\) passed silently", out), out
+    assert re.search(r"SIGURG\s+No\s+No\s+Yes", out), out          # nostop noprint pass
+    assert "Loading Go Runtime support." in out, out                # runtime-gdb.py ran
+    assert re.search(r"^\* 1 running ", out, re.M), out   # its `info goroutines`
+    assert re.search(r"^\*\s+1\s+running\s+\d+\s+main\.stopHere at ", out, re.M), out  # gort's
+    for sub in ("gort goroutines", "gort break maps", "gort watch map", "gort record start", "gort crash"):
+        assert sub in out, f"help gort lacks {sub}:\n{out}"
+
+
+def test_crash_on_core_same_as_lldb(toolchain, tmp_path):
+    gdb, lldb = tools()
+    exe = tmp_path / "concurrent_writes"
+    shutil.copy2(build_sample(toolchain, "concurrent_writes", "normal"), exe)
+    core, ids, _ = crash_with_core(exe, tmp_path)
+    cmds = ["gort crash", "gort crash --json", "gort goroutines", "gort heap scan"]
+    lo = run_lldb(lldb, [f"plugin load {PLUGIN}", f"target create {exe} --core {core}"] + with_markers(cmds, "lldb"),
+                  tmp_path, _env())
+    go = run_gdb(gdb, [f"source {GDB_SCRIPT}", f"file {exe}", f"core-file {core}"] + with_markers(cmds, "gdb"),
+                 tmp_path, _env())
+    # The verdict names its evidence source ("LLDB" / "GDB"): the one expected difference.
+    lo = lo.replace("LLDB", "DEBUGGER")
+    go = go.replace("GDB", "DEBUGGER")
+    secs = compare(lo, go, f"crash core {toolchain.version}", _dirs(tmp_path))
+    text = next(v for k, v in secs.items() if k.endswith("gort crash"))
+    joined = "\n".join(text)
+    assert "concurrent map writes" in joined or "concurrent map" in joined, joined
+    assert "main.writerA" in joined and "main.writerB" in joined, joined
+
+
+def _tracer(pid):
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("TracerPid:"):
+                return int(line.split()[1])
+    except OSError:
+        return None
+    return 0
+
+
+@pytest.mark.parametrize("kind", ["hw", "sw", "watch"])
+def test_detach_leaves_program_running(toolchain, kind, tmp_path):
+    """Attach, arm gort's probes, stop at a hit, detach: the program runs on untraced and
+    finishes with its checksum, every round."""
+    gdb, _ = tools()
+    exe = build_sample(toolchain, "mapsoak", "normal")
+    loops = int(os.environ.get("GORT_DETACH_LOOPS", "50")) if is_primary(toolchain) else 10
+    loops = max(1, loops // 3)  # three kinds share the budget
+    for i in range(loops):
+        p = subprocess.Popen([str(exe), "-duration", "3s"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                             env=dict(os.environ, GOGC="20"))
+        try:
+            time.sleep(0.3)
+            arm = {"hw": ["gort break maps --hw --func runtime.mapassign_fast64"],
+                   "sw": ["gort break maps --sw --func runtime.mapassign_faststr"],
+                   "watch": ["gort break maps --sw --func runtime.mapassign_fast64", "continue", "gort break clear",
+                             "gort watch map $rbx"]}[kind]
+            out = run_gdb(gdb, [f"source {GDB_SCRIPT}", f"attach {p.pid}", *arm, "continue", "detach"],
+                          tmp_path, _env())
+            assert "Python Exception" not in out, out
+            assert re.search(r"gort: goroutine \d+ thread \d+ (assign|write-begin|write-end) map", out), \
+                f"round {i}: no hit reported\n{out}"
+            assert re.search(r"\[Inferior 1 \(process \d+\) detached\]|Detaching from (program|process)", out), out
+            time.sleep(0.05)
+            assert _tracer(p.pid) in (0, None), f"round {i}: still traced after detach"
+            so, se = p.communicate(timeout=60)
+        finally:
+            if p.poll() is None:
+                p.kill()
+                p.wait()
+        assert p.returncode == 0, f"round {i} ({kind}): exit {p.returncode}\n{se[-2000:]}\n{out[-3000:]}"
+        assert "SIGTRAP" not in se and "fatal error" not in se, se[-2000:]
+        assert re.search(r"mapsoak len=\d+ strs=\d+ sum=\d+ ok", so), so
