@@ -8,12 +8,18 @@
 //   void  gort_free(char* reply);
 //
 // Requests ({"op": ...}):
-//   run           {"name", "args": [...], target...}  -> {"ok", "out", "error"}   (core/front)
+//   run           {"name", "args": [...], target...}  -> {"ok", "out", "error"}   (core/front/commands.h)
 //   describe      {"exe"}                              -> {"ok", "text" | "error"}
 //   probes        {"exe", "which": "maps"|"wb", "funcs": [...]}
-//                 -> {"ok", "probes": [{"index", "function", "label", "entry"}], "flag_offset", "writing_mask"}
-//   decode        {"exe", "index", "regs", target...}  -> {"ok", "text", "json", "map"}  (a breakpoint hit)
-//   decode_watch  {"exe", "map", "regs", target...}    -> {"ok", "text", "json", "map"}  (a watchpoint hit)
+//                 -> {"ok", "probes": [{"index", "function", "label", "entry"}], "flag_offset", "rt0_go"}
+//   arm           {"exe", "log", "map", "continue"}    -> {"ok"}  (a break/watch command's options)
+//   hit           {"exe", "index", "regs", "pid", "slide", "stop"} -> {"ok", "kept"}  (prints and logs the hit)
+//   watch_hit     {"exe", "map", "flag", "regs", "pid", "slide", "stop"} -> {"ok", "kept"}
+//   perf          {"exe", "indices", "pid", "slide"}   -> {"ok", "status": [{"placed", "error"}]}  (--continue --hw)
+//   perf_watch    {"exe", "map", "flag", "pid", "slide"} -> {"ok"}  (watch map --continue)
+//   clear         {}                                   -> {"ok", "sets", "lost"}  (closes perf probes and the log)
+//   record_start  {"exe", "pid", "slide", "args"}      -> {"ok", "out" | "error"}  (core/front/recording.h)
+//   record_stop   {"reason"}                           -> {"ok", "out" | "error"}
 // target: {"exe", "exe_why", "state": "none"|"stopped"|"running"|"core", "state_detail",
 //          "pid", "slide", "threads": [regs...], "selected": index|-1, "frame": regs|null}
 // regs: {"tid", "rip", "rsp", ..., "r15", "fs_base", "stop_reason"} (numbers).
@@ -23,8 +29,8 @@
 #include "core/front/commands.h"
 #include "core/front/probe_select.h"
 #include "core/front/recording.h"
+#include "core/front/hits.h"
 #include "core/goruntime/map_event.h"
-#include "core/goruntime/wb_event.h"
 
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
@@ -133,35 +139,23 @@ class GdbDebuggee final : public core::front::Debuggee {
   void* ctx_;
 };
 
-// The binary, probe plan and write-barrier caller cache of one executable, loaded once.
-struct Loaded {
-  std::unique_ptr<core::GoBinary> bin;
-  core::ProbePlan plan;
-  std::unique_ptr<core::CallerCode> code;
-};
-
-core::Result<Loaded*> load(const std::string& exe) {
-  static std::mutex mu;
-  static std::map<std::string, std::unique_ptr<Loaded>> cache;
-  std::lock_guard lk(mu);
-  if (auto it = cache.find(exe); it != cache.end()) return it->second.get();
-  auto l = std::make_unique<Loaded>();
-  GORT_TRY(l->bin, core::GoBinary::open(exe));
-  GORT_TRY(l->plan, core::build_probe_plan(*l->bin));
-  GORT_TRY(l->code, core::CallerCode::create(core::CallerCode::from_binary(*l->bin)));
-  return (cache[exe] = std::move(l)).get();
+// gort's break/watch state in this GDB: the loaded binary and plan, the --log file and
+// --map filter, the --continue perf sets and their draining thread (core/front/hits.h).
+core::front::HitReporter& session() {
+  static core::front::HitReporter s;
+  return s;
 }
+std::mutex g_session_mu;  // GDB calls from its main thread; this guards load() against reentry
 
 constexpr uint64_t kRecordingKey = 1;  // one GDB, one recording at a time
 
 json fail(const std::string& msg) { return json{{"ok", false}, {"error", msg}}; }
 
-// Memory for decoding a hit: /proc/PID/mem when live, else the callback.
-std::unique_ptr<core::Memory> hit_memory(const json& req, gort_read_fn read, void* ctx) {
-  int pid = req.value("pid", 0);
-  if (pid > 0 && req.value("state", "") != "core")
-    if (auto pm = core::ProcMemory::open(pid); pm.ok()) return std::move(pm).value();
-  return std::make_unique<CallbackMemory>(read, ctx);
+json statuses(const std::vector<core::ProbeStatus>& st) {
+  json a = json::array();
+  for (auto& p : st)
+    a.push_back({{"placed", p.backend != core::ProbeBackend::kNone}, {"error", p.error}});
+  return a;
 }
 
 json handle(const json& req, gort_read_fn read, gort_eval_fn eval, void* ctx) {
@@ -199,58 +193,83 @@ json handle(const json& req, gort_read_fn read, gort_eval_fn eval, void* ctx) {
     if (!d) return fail(d.error().message);
     return json{{"ok", true}, {"text", *d}};
   }
+  std::lock_guard lk(g_session_mu);
+  core::front::HitReporter& S = session();
+  if (op == "clear") {
+    auto [sets, lost] = S.close_sets();
+    S.map_filter.reset();
+    S.continue_mode = false;
+    return json{{"ok", true}, {"sets", sets}, {"lost", lost}};
+  }
   std::string exe = req.value("exe", "");
-  auto l = load(exe);
-  if (!l) return fail(l.error().message);
-  const Loaded& L = **l;
+  if (auto r = S.load(exe); !r) return fail(r.error().message);
+  const core::ProbePlan& plan = S.plan();
+  auto probe_at = [&](size_t index) -> const core::Probe* {
+    return index < plan.probes.size() ? &plan.probes[index] : nullptr;
+  };
   if (op == "probes") {
     std::vector<std::string> funcs;
     if (req.contains("funcs"))
       for (auto& f : req["funcs"]) funcs.push_back(f.get<std::string>());
     std::string which = req.value("which", "maps");
-    auto sel = which == "wb" ? core::front::select_wb_probes(L.plan) : core::front::select_map_probes(L.plan, funcs);
+    auto sel = which == "wb" ? core::front::select_wb_probes(plan) : core::front::select_map_probes(plan, funcs);
     if (!sel) return fail(sel.error().message);
     json ps = json::array();
     for (auto& p : *sel) {
       size_t index = 0;
-      for (; index < L.plan.probes.size(); ++index)
-        if (L.plan.probes[index].entry == p.entry) break;
+      for (; index < plan.probes.size(); ++index)
+        if (plan.probes[index].entry == p.entry) break;
       ps.push_back({{"index", index}, {"function", p.function}, {"label", core::front::probe_label(p)},
                     {"entry", p.entry.value()}});
     }
-    const auto& lay = L.bin->layouts();
-    bool hmap = L.bin->map_impl() == core::MapImpl::kHmap;
+    const auto& lay = S.bin().layouts();
+    bool hmap = S.bin().map_impl() == core::MapImpl::kHmap;
     uint32_t off = hmap ? lay.hmap_flags : lay.smap_writing;
+    auto rt0 = S.bin().func("runtime.rt0_go");
     return json{{"ok", true}, {"probes", ps}, {"flag_offset", lay.has(off) ? json(off) : json(nullptr)},
-                {"writing_mask", hmap ? lay.hmap_writing_bit : 0xff}};
+                {"rt0_go", rt0 ? json(rt0->entry.value()) : json(nullptr)}};
   }
-  if (op == "decode" || op == "decode_watch") {
-    auto mem = hit_memory(req, read, ctx);
-    auto dctx = core::DecodeContext::of(*L.bin, *mem, req.value("slide", int64_t{0}));
+  if (op == "arm") {  // the options of a new break/watch command
+    if (std::string log = req.value("log", ""); !log.empty())
+      if (auto r = S.open_log(log); !r) return fail(r.error().message);
+    if (req.contains("map") && req["map"].is_number()) S.map_filter = req["map"].get<uint64_t>();
+    S.continue_mode = req.value("continue", false);
+    return json{{"ok", true}};
+  }
+  int pid = req.value("pid", 0);
+  int64_t slide = req.value("slide", int64_t{0});
+  if (op == "perf") {  // sampling-mode hardware breakpoints (--continue): our thread reports
+    std::vector<core::Probe> probes;
+    for (auto& i : req.value("indices", json::array()))
+      if (auto* p = probe_at(i.get<size_t>())) probes.push_back(*p);
+    auto st = S.add_perf(pid, slide, probes, core::ProbeMode::kSample);
+    if (!st) return fail(st.error().message);
+    return json{{"ok", true}, {"status", statuses(*st)}};
+  }
+  if (op == "perf_watch") {
+    core::front::FlagWatch w{core::RemoteAddr(req.value("map", uint64_t{0})), core::RemoteAddr(req.value("flag", uint64_t{0}))};
+    auto st = S.add_perf_watch(pid, slide, w, core::ProbeMode::kSample);
+    if (!st) return fail(st.error().message);
+    if (st->empty() || (*st)[0].backend == core::ProbeBackend::kNone)
+      return fail(fmt::format("no debug register for {}: {}", w.flag, st->empty() ? "?" : (*st)[0].error));
+    return json{{"ok", true}};
+  }
+  if (op == "hit" || op == "watch_hit") {  // a GDB breakpoint or watchpoint hit (the thread is stopped)
+    auto ctx = S.context(pid, slide);
+    if (!ctx) return fail(fmt::format("cannot read the memory of process {}", pid));
     core::ThreadRegs regs = regs_of(req.value("regs", json::object()));
+    bool print = req.value("stop", true) || !S.has_log();
     uint64_t t = core::monotonic_ns();
-    if (op == "decode_watch") {
-      core::RemoteAddr map(req.value("map", uint64_t{0}));
-      uint8_t mask = L.bin->map_impl() == core::MapImpl::kHmap ? L.bin->layouts().hmap_writing_bit : 0xff;
-      uint32_t off = L.bin->map_impl() == core::MapImpl::kHmap ? L.bin->layouts().hmap_flags : L.bin->layouts().smap_writing;
-      auto flag = mem->read_u8(map + off);
-      auto e = core::decode_watch_hit(map, regs, flag ? *flag : 0, mask, dctx, t);
-      if (!e) return fail(e.error().message);
-      std::string wop = core::front::watch_op(L.plan, regs.rip - static_cast<uint64_t>(dctx.slide));
-      if (!wop.empty()) e->op = wop;
-      return json{{"ok", true}, {"text", core::to_text(*e)}, {"json", core::to_json(*e)}, {"map", e->map.value()}};
+    bool kept;
+    if (op == "watch_hit") {
+      core::front::FlagWatch w{core::RemoteAddr(req.value("map", uint64_t{0})), core::RemoteAddr(req.value("flag", uint64_t{0}))};
+      kept = S.report_watch_hit(w, regs, *ctx, t, print);
+    } else {
+      const core::Probe* p = probe_at(req.value("index", size_t{0}));
+      if (!p) return fail("no such probe");
+      kept = S.report_entry_hit(*p, regs, *ctx, t, print);
     }
-    size_t index = req.value("index", size_t{0});
-    if (index >= L.plan.probes.size()) return fail("no such probe");
-    const core::Probe& p = L.plan.probes[index];
-    if (p.role == core::ProbeRole::kWriteBarrier) {
-      auto e = core::decode_wb_hit(p, regs, 0, dctx, *L.code, t);
-      if (!e) return fail(fmt::format("{}: {}", p.function, e.error().message));
-      return json{{"ok", true}, {"text", core::to_text(*e)}, {"json", core::to_json(*e)}, {"map", nullptr}};
-    }
-    auto e = core::decode_map_write(p, regs, 0, dctx, t);
-    if (!e) return fail(fmt::format("{}: {}", p.function, e.error().message));
-    return json{{"ok", true}, {"text", core::to_text(*e)}, {"json", core::to_json(*e)}, {"map", e->map.value()}};
+    return json{{"ok", true}, {"kept", kept}};
   }
   return fail(fmt::format("unknown request '{}'", op));
 }

@@ -1,17 +1,14 @@
 #pragma once
 // ProbeSession: what `gort break maps` / `gort watch map` leave behind in one debugger:
-// the perf probe sets (hardware breakpoints and watchpoints, sample or sigtrap mode), the
-// LLDB breakpoints and watchpoints gort created, the stop-hook that reports perf SIGTRAP
-// and watchpoint stops, the `--log` file and the thread that drains sample rings.
+// the perf probe sets, the `--log` file and the thread that drains sample rings (its base,
+// core/front/hits.h, shared with the GDB extension), and the LLDB breakpoints and
+// watchpoints gort created, with the stop-hook that reports perf SIGTRAP and watchpoint
+// stops.
 // `gort break clear` (or the debugger going away) tears all of it down; closing a perf fd
 // removes its probe, so the target keeps running normally (../shared/design.md).
 
-#include "core/binary/go_binary.h"
 #include "core/disasm/probe_plan.h"
-#include "core/goruntime/map_event.h"
-#include "core/goruntime/wb_event.h"
-#include "core/probes/perf_probes.h"
-#include "core/target/memory.h"
+#include "core/front/hits.h"
 
 #include <lldb/API/LLDB.h>
 
@@ -46,46 +43,23 @@ struct WatchInfo {
   lldb::watch_id_t lldb_id = LLDB_INVALID_WATCH_ID;
 };
 
-class ProbeSession {
+class ProbeSession final : public core::front::HitReporter {
  public:
   /// The session of DEBUGGER (created on first use, kept until the plugin unloads).
   static ProbeSession& of(lldb::SBDebugger debugger);
-  ~ProbeSession();
+  ~ProbeSession() override;
 
   /// Loads the target's binary and probe plan (once per executable path).
   core::Result<void> load(lldb::SBTarget target);
-  const core::GoBinary& bin() const { return *bin_; }
-  const core::ProbePlan& plan() const { return plan_; }
-
-  // Options of the current `gort break maps` / `gort watch map`.
-  std::optional<uint64_t> map_filter;
-  bool continue_mode = false;
-  core::Result<void> open_log(const std::string& path);
-  bool has_log() const { return log_ != nullptr; }
-
-  /// Prints (stop mode, or no --log) and logs one event; thread-safe. False when the
-  /// --map filter drops it.
-  bool emit(const core::MapWriteEvent& e, bool print);
-  void emit(const core::WbEvent& e, bool print);
-  /// Decodes a write-barrier hit (STACK: a sample's stack bytes at rsp, or empty) and
-  /// prints/logs it. False when the probe is not a write barrier.
-  bool report_wb(const core::Probe& probe, const core::ThreadRegs& regs, const std::vector<uint8_t>* stack,
-                 core::DecodeContext ctx, uint64_t time_ns, bool print);
-  /// Prints one line to the debugger's output (thread-safe).
-  void say(const std::string& line);
-
-  /// Decode context for the live process PID (opens /proc/PID/mem when PID changes).
-  std::optional<core::DecodeContext> context(int pid, int64_t slide);
 
   /// An LLDB software breakpoint at PROBE's entry (section-relative: follows a PIE slide),
   /// with a callback that decodes, prints/logs and stops when STOP.
   lldb::SBBreakpoint add_sw_break(lldb::SBTarget target, const core::Probe& probe, bool stop);
-  /// Perf probes at runtime addresses on PID; remembered for the stop-hook (sigtrap) or
-  /// drained by the poll thread (sample). Returns the set's status lines.
-  core::Result<std::vector<core::ProbeStatus>> add_perf(int pid, int64_t slide, std::vector<core::Probe> probes,
-                                                        core::ProbeMode mode);
+  /// A perf watchpoint on W's flag (sample or sigtrap mode).
   core::Result<std::vector<core::ProbeStatus>> add_perf_watch(int pid, int64_t slide, const WatchInfo& w,
-                                                              core::ProbeMode mode);
+                                                              core::ProbeMode mode) {
+    return HitReporter::add_perf_watch(pid, slide, core::front::FlagWatch{w.map, w.flag}, mode);
+  }
   /// Creates perf probes once the process exists (a one-shot breakpoint at runtime.rt0_go).
   void defer_perf_until_launch(lldb::SBTarget target, std::vector<core::Probe> probes, core::ProbeMode mode);
   /// The stop-hook running `gort hit` (perf SIGTRAP and watchpoint stops).
@@ -99,51 +73,26 @@ class ProbeSession {
   /// log). Returns a summary ("2 perf sets, 5 breakpoints, ...").
   std::string clear(lldb::SBDebugger debugger);
   /// Closes the perf fds and the log only (the debugger is already gone).
-  void close_probes();
+  void close_probes() { close_sets(); }
 
   /// True while gort has perf probes, breakpoints or watchpoints set.
-  bool armed() const { return !sets_.empty() || !breaks_.empty() || !lldb_watches_.empty(); }
+  bool armed() { return has_sets() || !breaks_.empty() || !lldb_watches_.empty(); }
   /// The session of the debugger with ID, or null (no gort command ran in it).
   static ProbeSession* find(uint64_t debugger_id);
 
   uint64_t generation() const { return generation_; }
   lldb::SBDebugger debugger;
 
+ protected:
+  void write_line(const std::string& line) override;
+
  private:
-  template <typename Event>
-  void write_event(const Event& e, bool print);
-  void start_poller();
-  void stop_poller();
-  size_t drain();   ///< polls every sample-mode set until empty; returns the samples seen
-  uint64_t lost();  ///< samples the kernel dropped (ring full), over every set
-  void on_sample(size_t set, const core::ProbeSample& s);
-
-  struct PerfSet {
-    std::unique_ptr<core::PerfProbeSet> set;
-    core::ProbeMode mode;
-    std::vector<core::Probe> probes;   ///< by cookie (exec probes)
-    std::optional<WatchInfo> watch;     ///< a write watchpoint set
-    int pid = 0;
-    int64_t slide = 0;
-  };
-
-  std::string exe_;
-  std::unique_ptr<core::GoBinary> bin_;
-  core::ProbePlan plan_;
-  std::unique_ptr<core::CallerCode> caller_code_;  ///< write-barrier callers, decoded once
-  std::mutex mu_;                      // guards log_, output, mem_, sets_ while polling
-  FILE* log_ = nullptr;
-  std::unique_ptr<core::ProcMemory> mem_;
-  std::deque<PerfSet> sets_;  // a deque: the poller keeps references across push_back
   std::vector<lldb::break_id_t> breaks_;
   std::vector<WatchInfo> lldb_watches_;
   int stop_hook_ = -1;
   lldb::SBTarget hook_target_;
-  std::thread poller_;
-  std::atomic<bool> stop_{false};
   uint64_t generation_ = 1;
   std::deque<std::unique_ptr<BreakBaton>> batons_;
-  std::unordered_map<uint64_t, uint64_t> goid_of_g_;  ///< poller thread only
 };
 
 /// Makes LLDB tear down everything gort armed before the program runs on without a

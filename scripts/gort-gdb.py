@@ -243,14 +243,12 @@ Usage: gort version"""
 # ---- break maps / break wb / watch map / break clear ---------------------------------------
 
 class _Session:
-    """What gort armed in this GDB: breakpoints, watchpoints, the --log file and filters."""
+    """The GDB breakpoints and watchpoints gort made. The --log file, the --map filter and
+    the --continue perf probes live in libgort-gdb.so (core/front/hits.h)."""
 
     def __init__(self):
         self.breaks = []
         self.watches = []
-        self.log = None
-        self.log_path = ""
-        self.map_filter = None
 
     def hw_in_use(self):
         n = 0
@@ -261,29 +259,8 @@ class _Session:
                 n += 1
         return n
 
-    def open_log(self, path):
-        self.close_log()
-        try:
-            self.log = open(path, "w")
-            self.log_path = path
-        except OSError as e:
-            raise GortError("cannot open log %s: %s" % (path, e.strerror))
-
-    def close_log(self):
-        if self.log:
-            self.log.close()
-        self.log, self.log_path = None, ""
-
-    def emit(self, rep, stop):
-        """Prints (stop mode, or no --log) and logs one decoded hit; False when --map drops it."""
-        if self.map_filter is not None and rep.get("map") is not None and rep["map"] != self.map_filter:
-            return False
-        if self.log:
-            self.log.write(json.dumps(rep["json"], sort_keys=True, separators=(",", ":")) + "\n")
-            self.log.flush()
-        if stop or not self.log:
-            _out("gort: %s\n" % rep["text"])
-        return True
+    def armed(self):
+        return any(b.is_valid() for b in self.breaks + self.watches)
 
     def clear(self):
         nb = nw = 0
@@ -295,25 +272,33 @@ class _Session:
             if w.is_valid():
                 w.delete()
                 nw += 1
-        self.breaks, self.watches, self.map_filter = [], [], None
-        self.close_log()
-        return "0 perf probe set(s) closed, %d breakpoint(s) and %d watchpoint(s) deleted" % (nb, nw)
+        self.breaks, self.watches = [], []
+        rep = lib().call({"op": "clear"})
+        lost = " (%d samples lost: ring full)" % rep["lost"] if rep.get("lost") else ""
+        return "%d perf probe set(s) closed, %d breakpoint(s) and %d watchpoint(s) deleted%s" % (
+            rep.get("sets", 0), nb, nw, lost)
 
 
 _session = _Session()
 
 
+def _live():
+    return _state()[0] in ("stopped", "running")
+
+
 def _hit_request(extra):
     exe = _exe()
-    state, _ = _state()
     th = gdb.selected_thread()
-    req = {"exe": exe, "state": state, "pid": gdb.selected_inferior().pid, "slide": _slide(exe),
+    req = {"exe": exe, "pid": gdb.selected_inferior().pid, "slide": _slide(exe),
            "regs": _regs_of_frame(gdb.newest_frame(), _tid(th))}
     req.update(extra)
     return req
 
 
 class _ProbeBreakpoint(gdb.Breakpoint):
+    """A map-write or write-barrier entry: stop() decodes, prints and logs the hit in core;
+    GDB stops when gort's mode says so (not with --continue, nor for a map --map skips)."""
+
     def __init__(self, spec, hw, probe, stop):
         super().__init__(spec, type=gdb.BP_HARDWARE_BREAKPOINT if hw else gdb.BP_BREAKPOINT, internal=False)
         self.probe = probe
@@ -321,11 +306,11 @@ class _ProbeBreakpoint(gdb.Breakpoint):
 
     def stop(self):
         try:
-            rep = lib().call(_hit_request({"op": "decode", "index": self.probe["index"]}))
+            rep = lib().call(_hit_request({"op": "hit", "index": self.probe["index"], "stop": self.gort_stop}))
             if not rep.get("ok"):
                 _out("gort: %s\n" % rep.get("error"))
                 return self.gort_stop
-            return _session.emit(rep, self.gort_stop) and self.gort_stop
+            return bool(rep.get("kept")) and self.gort_stop
         except Exception as e:  # a breakpoint callback must not take GDB down
             _out("gort: breakpoint callback: internal error: %s\n" % e)
             return self.gort_stop
@@ -340,18 +325,43 @@ class _MapWatchpoint(gdb.Breakpoint):
             super().__init__("*(unsigned char *) %#x" % flag, gdb.BP_WATCHPOINT, gdb.WP_WRITE, internal=False)
         finally:
             gdb.execute("set language %s" % (lang or "auto"), to_string=True)
-        self.map_addr = map_addr
+        self.map_addr, self.flag = map_addr, flag
         self.gort_stop = stop
 
     def stop(self):
         try:
-            rep = lib().call(_hit_request({"op": "decode_watch", "map": self.map_addr}))
-            if rep.get("ok"):
-                _session.emit(rep, self.gort_stop)
+            rep = lib().call(_hit_request({"op": "watch_hit", "map": self.map_addr, "flag": self.flag,
+                                           "stop": self.gort_stop}))
+            if not rep.get("ok"):
+                _out("gort: %s\n" % rep.get("error"))
             return self.gort_stop
         except Exception as e:
             _out("gort: watchpoint callback: internal error: %s\n" % e)
             return self.gort_stop
+
+
+class _DeferredPerf(gdb.Breakpoint):
+    """--continue --hw before the process exists: at runtime.rt0_go, place the perf
+    probes (as the LLDB plugin does) and run on."""
+
+    def __init__(self, spec, indices):
+        super().__init__(spec, type=gdb.BP_BREAKPOINT, internal=True, temporary=False)
+        self.indices = indices
+        self.done = False
+
+    def stop(self):
+        if not self.done:
+            self.done = True
+            exe = _exe()
+            rep = lib().call({"op": "perf", "exe": exe, "pid": gdb.selected_inferior().pid, "slide": _slide(exe),
+                              "indices": [p["index"] for p in self.indices]})
+            if not rep.get("ok"):
+                _out("gort: could not place hardware breakpoints at launch: %s\n" % rep.get("error"))
+            else:
+                for p, st in zip(self.indices, rep["status"]):
+                    _out("gort: %#x: hardware breakpoint placed\n" % p["entry"] if st["placed"] else
+                         "gort: %#x: no hardware breakpoint (%s); not covered\n" % (p["entry"], st["error"]))
+        return False
 
 
 def _parse_addr(s):
@@ -366,6 +376,10 @@ def _parse_addr(s):
 
 
 def _spec_for(probe):
+    return _spec(probe["function"], probe["entry"])
+
+
+def _spec(function, entry_link):
     """A breakpoint location GDB re-resolves when a PIE is relocated: the function's symbol
     at its exact entry (`*'runtime.mapassign_fast64'`, no prologue skip); else the runtime
     address (needs the process, or a fixed-address binary)."""
@@ -373,24 +387,63 @@ def _spec_for(probe):
     state, _ = _state()
     entry, etype = _elf_entry(exe)
     if state in ("stopped", "running") or etype != 3:
-        return "*%#x" % (probe["entry"] + (_slide(exe) if state != "none" else 0))
+        return "*%#x" % (entry_link + (_slide(exe) if state != "none" else 0))
     try:
-        addr = int(gdb.parse_and_eval("&'%s'" % probe["function"]))
+        addr = int(gdb.parse_and_eval("&'%s'" % function))
         if addr:
-            return "*'%s'" % probe["function"]
+            return "*'%s'" % function
     except gdb.error:
         pass
     raise GortError("%s: a stripped PIE has no symbols to place breakpoints before it runs; "
-                    "start it first (`starti`), then run this again" % probe["function"])
+                    "start it first (`starti`), then run this again" % function)
 
 
-def _place(probes, hw, stop, who):
-    """Debug registers for the first probes (GDB hbreak), software breakpoints for the rest."""
-    free = max(0, _DEBUG_REGISTERS - _session.hw_in_use()) if hw else 0
+def _place(probes, hw, stop, rt0_go):
+    """Stop mode: GDB hardware breakpoints (hbreak) on the debug registers left, software
+    breakpoints on the rest. --continue: perf hardware breakpoints in sampling mode (the
+    program never stops for them, and the kernel removes them if GDB dies), as the LLDB
+    plugin does; GDB software breakpoints that do not stop for the rest. Prints one line
+    a probe; returns (hardware, software) counts."""
     nhw = nsw = 0
-    for p in probes:
+    sw = list(probes)
+    if hw and not stop:
+        hwp, sw = probes[:_DEBUG_REGISTERS], probes[_DEBUG_REGISTERS:]
+        if _live():
+            exe = _exe()
+            rep = lib().call({"op": "perf", "exe": exe, "pid": gdb.selected_inferior().pid, "slide": _slide(exe),
+                              "indices": [p["index"] for p in hwp]})
+            if not rep.get("ok"):
+                _out("gort: hardware breakpoints unavailable (%s); using software breakpoints\n" % rep.get("error"))
+                sw = hwp + sw
+            else:
+                for p, st in zip(hwp, rep["status"]):
+                    if st["placed"]:
+                        nhw += 1
+                        _out("gort: hardware  %s %s at %#x\n" % (p["label"], p["function"], p["entry"]))
+                    else:
+                        _out("gort: %s: no debug register (%s): software breakpoint instead\n" % (p["function"], st["error"]))
+                        sw.append(p)
+        elif rt0_go is None:
+            _out("gort: runtime.rt0_go not found: start the process first (`starti`)\n")
+            sw = hwp + sw
+        else:
+            _session.breaks.append(_DeferredPerf(_spec("runtime.rt0_go", rt0_go), hwp))
+            _out("gort: no process yet: hardware breakpoints are placed when it starts (at runtime.rt0_go)\n")
+            for p in hwp:
+                _out("gort: hardware  %s %s at %#x\n" % (p["label"], p["function"], p["entry"]))
+            nhw = len(hwp)
+        free = 0
+    elif hw and not _live():
+        # GDB sets hardware breakpoints only once the native target runs the program
+        # ("No hardware breakpoint support in the target").
+        _out("gort: no process yet: GDB places hardware breakpoints only in a running program; software "
+             "breakpoints instead (`starti` first for hardware ones)\n")
+        hw, free = False, 0
+    else:
+        free = max(0, _DEBUG_REGISTERS - _session.hw_in_use()) if hw else 0
+    for p in sw:
         use_hw = free > 0
-        if hw and not use_hw:
+        if hw and stop and not use_hw:
             _out("gort: %s: no debug register left (%d in use): software breakpoint instead\n"
                  % (p["function"], _DEBUG_REGISTERS))
         bp = _ProbeBreakpoint(_spec_for(p), use_hw, p, stop)
@@ -405,8 +458,51 @@ def _place(probes, hw, stop, who):
     return nhw, nsw
 
 
-def _hardware_count(n):
-    return "0 hardware" if n == 0 else "%d hardware (GDB hbreak)" % n
+def _hardware_count(n, stop):
+    if n == 0:
+        return "0 hardware"
+    return "%d hardware (%s)" % (n, "GDB hbreak, stops" if stop else "sampling, non-stop")
+
+
+def _arm(who, exe, log, map_filter, cont):
+    rep = lib().call({"op": "arm", "exe": exe, "log": log, "map": map_filter, "continue": cont})
+    if not rep.get("ok"):
+        raise GortError("%s: %s" % (who, rep.get("error")))
+
+
+def _parse_break_args(args, who, maps):
+    """[--hw|--sw] [--continue] [--log FILE], and for maps [--map ADDR] [--func NAME]...:
+    (hw, continue, log, funcs, map)."""
+    hw, cont, log, funcs, map_filter = True, False, "", [], None
+    needs = {"--log": "a file name"}
+    if maps:
+        needs.update({"--map": "a map address", "--func": "a function name"})
+    i = 0
+    while i < len(args):
+        a = args[i]
+        if a in needs and i + 1 >= len(args):
+            raise GortError("%s: %s needs %s" % (who, a, needs[a]))
+        if a == "--hw":
+            hw = True
+        elif a == "--sw":
+            hw = False
+        elif a in ("--continue", "-c"):
+            cont = True
+        elif a == "--log":
+            i += 1
+            log = args[i]
+        elif a == "--map" and maps:
+            i += 1
+            map_filter = _parse_addr(args[i])
+            if map_filter is None:
+                raise GortError("%s: bad map address '%s'" % (who, args[i]))
+        elif a == "--func" and maps:
+            i += 1
+            funcs.append(args[i])
+        else:
+            raise GortError("%s: unknown argument '%s'; see `help %s`" % (who, a, who))
+        i += 1
+    return hw, cont, log, funcs, map_filter
 
 
 class _BreakMaps(gdb.Command):
@@ -424,47 +520,18 @@ Usage: gort break maps [--hw|--sw] [--map ADDR] [--continue] [--log FILE] [--fun
         super().__init__("gort break maps", gdb.COMMAND_BREAKPOINTS)
 
     def invoke(self, arg, from_tty):
-        args = gdb.string_to_argv(arg)
-        hw, cont, log, funcs, map_filter = True, False, "", [], None
-        i = 0
-        while i < len(args):
-            a = args[i]
-            needs = {"--map": "a map address", "--log": "a file name", "--func": "a function name"}
-            if a in needs and i + 1 >= len(args):
-                raise GortError("gort break maps: %s needs %s" % (a, needs[a]))
-            if a == "--hw":
-                hw = True
-            elif a == "--sw":
-                hw = False
-            elif a in ("--continue", "-c"):
-                cont = True
-            elif a == "--map":
-                i += 1
-                map_filter = _parse_addr(args[i])
-                if map_filter is None:
-                    raise GortError("gort break maps: bad map address '%s'" % args[i])
-            elif a == "--log":
-                i += 1
-                log = args[i]
-            elif a == "--func":
-                i += 1
-                funcs.append(args[i])
-            else:
-                raise GortError("gort break maps: unknown argument '%s'; see `help gort break maps`" % a)
-            i += 1
+        hw, cont, log, funcs, map_filter = _parse_break_args(gdb.string_to_argv(arg), "gort break maps", True)
         exe = _exe()
         if not exe:
             raise GortError("gort break maps: no target; load one first (`file ./prog`)")
         rep = lib().call({"op": "probes", "exe": exe, "which": "maps", "funcs": funcs})
         if not rep.get("ok"):
             raise GortError("gort break maps: %s" % rep.get("error"))
-        if log:
-            _session.open_log(log)
-        _session.map_filter = map_filter
+        _arm("gort break maps", exe, log, map_filter, cont)
         configure_sigurg()
-        nhw, nsw = _place(rep["probes"], hw, not cont, "gort break maps")
+        nhw, nsw = _place(rep["probes"], hw, not cont, rep.get("rt0_go"))
         _out("gort: %d map-write function(s): %s, %d software; %s%s%s\n" % (
-            nhw + nsw, _hardware_count(nhw), nsw,
+            nhw + nsw, _hardware_count(nhw, not cont), nsw,
             "hits are logged, the program keeps running" if cont else "each hit stops",
             "; only map %#x" % map_filter if map_filter is not None else "",
             "; log %s" % log if log else ""))
@@ -484,38 +551,19 @@ Usage: gort break wb [--hw|--sw] [--continue] [--log FILE]"""
         super().__init__("gort break wb", gdb.COMMAND_BREAKPOINTS)
 
     def invoke(self, arg, from_tty):
-        args = gdb.string_to_argv(arg)
-        hw, cont, log = True, False, ""
-        i = 0
-        while i < len(args):
-            a = args[i]
-            if a == "--hw":
-                hw = True
-            elif a == "--sw":
-                hw = False
-            elif a in ("--continue", "-c"):
-                cont = True
-            elif a == "--log" and i + 1 < len(args):
-                i += 1
-                log = args[i]
-            elif a == "--log":
-                raise GortError("gort break wb: --log needs a file name")
-            else:
-                raise GortError("gort break wb: unknown argument '%s'; see `help gort break wb`" % a)
-            i += 1
+        hw, cont, log, _, _ = _parse_break_args(gdb.string_to_argv(arg), "gort break wb", False)
         exe = _exe()
         if not exe:
             raise GortError("gort break wb: no target; load one first (`file ./prog`)")
         rep = lib().call({"op": "probes", "exe": exe, "which": "wb"})
         if not rep.get("ok"):
             raise GortError("gort break wb: %s" % rep.get("error"))
-        if log:
-            _session.open_log(log)
+        _arm("gort break wb", exe, log, None, cont)
         configure_sigurg()
-        nhw, nsw = _place(rep["probes"], hw, not cont, "gort break wb")
+        nhw, nsw = _place(rep["probes"], hw, not cont, rep.get("rt0_go"))
         n = nhw + nsw
         _out("gort: %d write-barrier entr%s: %s, %d software; %s%s\n" % (
-            n, "y" if n == 1 else "ies", _hardware_count(nhw), nsw,
+            n, "y" if n == 1 else "ies", _hardware_count(nhw, not cont), nsw,
             "hits are logged, the program keeps running" if cont else "each hit stops",
             "; log %s" % log if log else ""))
         _out("gort: write barriers run only while the GC is marking: hits come in bursts during GC cycles\n")
@@ -571,15 +619,19 @@ Usage: gort watch map ADDR [--continue] [--log FILE]"""
             raise GortError("gort watch map: %s" % rep.get("error"))
         if rep.get("flag_offset") is None:
             raise GortError("gort watch map: the writing flag's offset is unknown for this Go version")
-        if _session.hw_in_use() >= _DEBUG_REGISTERS:
-            raise GortError("gort watch map: no debug register left (%d in use by hardware breakpoints and "
-                            "watchpoints); `gort break clear` or delete one first" % _DEBUG_REGISTERS)
         flag = m + rep["flag_offset"]
-        if log:
-            _session.open_log(log)
+        _arm("gort watch map", exe, log, None, cont)
         configure_sigurg()
-        w = _MapWatchpoint(flag, m, not cont)
-        _session.watches.append(w)
+        if cont:  # a perf watchpoint in sampling mode, as the LLDB plugin: the program never stops
+            r = lib().call({"op": "perf_watch", "exe": exe, "pid": gdb.selected_inferior().pid, "slide": _slide(exe),
+                            "map": m, "flag": flag})
+            if not r.get("ok"):
+                raise GortError("gort watch map: %s" % r.get("error"))
+        else:
+            if _session.hw_in_use() >= _DEBUG_REGISTERS:
+                raise GortError("gort watch map: no debug register left (%d in use by hardware breakpoints and "
+                                "watchpoints); `gort break clear` or delete one first" % _DEBUG_REGISTERS)
+            _session.watches.append(_MapWatchpoint(flag, m, True))
         _out("gort: watching map %#x: 1-byte write watchpoint on its writing flag at %#x; %s\n" % (
             m, flag, "hits are logged, the program keeps running" if cont else "each write stops"))
 
@@ -627,16 +679,23 @@ Usage: gort record stop"""
 
 
 def _leaving(reason):
-    """Before GDB lets the program go (detach, kill, exit of GDB): end a recording so the
-    trace gets its summary. GDB itself removes its breakpoints and watchpoints on detach."""
+    """When GDB lets the program go (detach, exit of GDB) or it exited: end a recording so
+    the trace gets its summary, close gort's perf probes and the --log file. GDB itself
+    takes its breakpoints and watchpoints out of a program it detaches from."""
+    prefix = {"gdb exited": "at exit", "detached": "before detaching"}.get(reason)
     try:
+        what = []
         rep = lib().call({"op": "record_stop", "reason": reason})
         if rep.get("ok") and rep.get("out"):
-            prefix = {"gdb exited": "at exit", "detached": "before detaching"}.get(reason)
-            _out(rep["out"].replace("gort: ", "gort: %s: " % prefix, 1) if prefix else rep["out"])
+            what.append(rep["out"].rstrip("\n"))
+        if reason == "detached" and _session.armed():
+            what.append("gort: " + _session.clear())
+        else:
+            lib().call({"op": "clear"})
+        for w in what:
+            _out((w.replace("gort: ", "gort: %s: " % prefix, 1) if prefix else w) + "\n")
     except Exception:
         pass
-    _session.close_log()
 
 
 # ---- registration ---------------------------------------------------------------------------
