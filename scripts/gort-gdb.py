@@ -631,7 +631,10 @@ Usage: gort watch map ADDR [--continue] [--log FILE]"""
             if _session.hw_in_use() >= _DEBUG_REGISTERS:
                 raise GortError("gort watch map: no debug register left (%d in use by hardware breakpoints and "
                                 "watchpoints); `gort break clear` or delete one first" % _DEBUG_REGISTERS)
-            _session.watches.append(_MapWatchpoint(flag, m, True))
+            try:
+                _session.watches.append(_MapWatchpoint(flag, m, True))
+            except gdb.error as e:
+                raise GortError("gort watch map: GDB could not watch %#x: %s" % (flag, e))
         _out("gort: watching map %#x: 1-byte write watchpoint on its writing flag at %#x; %s\n" % (
             m, flag, "hits are logged, the program keeps running" if cont else "each write stops"))
 

@@ -369,32 +369,44 @@ def _tracer(pid):
     return 0
 
 
-@pytest.mark.parametrize("kind", ["hw", "sw", "watch"])
+@pytest.mark.parametrize("kind", ["hw", "sw", "watch", "armed"])
 def test_detach_leaves_program_running(toolchain, kind, tmp_path):
-    """Attach, arm gort's probes, stop at a hit, detach: the program runs on untraced and
-    finishes with its checksum, every round."""
+    """Attach, arm gort's probes, stop at a hit (or, `armed`, detach with every kind armed
+    before resuming), detach: the program runs on untraced and finishes with its checksum,
+    every round. GORT_DETACH_LOOPS rounds in all, shared by the four kinds."""
     gdb, _ = tools()
     exe = build_sample(toolchain, "mapsoak", "normal")
     loops = int(os.environ.get("GORT_DETACH_LOOPS", "50")) if is_primary(toolchain) else 10
-    loops = max(1, loops // 3)  # three kinds share the budget
+    loops = max(1, -(-loops // 4))  # four kinds share the budget (rounded up: 52 for 50)
     for i in range(loops):
         p = subprocess.Popen([str(exe), "-duration", "3s"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                              env=dict(os.environ, GOGC="20"))
         try:
-            time.sleep(0.3)
-            arm = {"hw": ["gort break maps --hw --func runtime.mapassign_fast64"],
-                   "sw": ["gort break maps --sw --func runtime.mapassign_faststr"],
+            first = p.stdout.readline()  # "map 0x... strmap 0x..."
+            m = re.match(r"map (0x[0-9a-f]+) strmap", first)
+            assert m, first
+            time.sleep(0.2)
+            arm = {"hw": ["gort break maps --hw --func runtime.mapassign_fast64", "continue"],
+                   "sw": ["gort break maps --sw --func runtime.mapassign_faststr", "continue"],
                    "watch": ["gort break maps --sw --func runtime.mapassign_fast64", "continue", "gort break clear",
-                             "gort watch map $rbx"]}[kind]
-            out = run_gdb(gdb, [f"source {GDB_SCRIPT}", f"attach {p.pid}", *arm, "continue", "detach"],
-                          tmp_path, _env())
+                             "gort watch map $rbx", "continue"],
+                   "armed": ["gort break maps --hw --func runtime.mapassign_fast64",
+                             "gort break maps --sw --func runtime.mapassign_faststr",
+                             "gort break maps --continue --hw --func runtime.mapassign",
+                             f"gort watch map {m[1]}"]}[kind]
+            out = run_gdb(gdb, [f"source {GDB_SCRIPT}", f"attach {p.pid}", *arm, "detach"], tmp_path, _env())
             assert "Python Exception" not in out, out
-            assert re.search(r"gort: goroutine \d+ thread \d+ (assign|write-begin|write-end) map", out), \
-                f"round {i}: no hit reported\n{out}"
+            if kind == "armed":
+                assert "gort: before detaching: 1 perf probe set(s) closed, 2 breakpoint(s) and 1 watchpoint(s) " \
+                    "deleted" in out, out
+            else:
+                assert re.search(r"gort: goroutine \d+ thread \d+ (assign|write-begin|write-end) map", out), \
+                    f"round {i}: no hit reported\n{out}"
             assert re.search(r"\[Inferior 1 \(process \d+\) detached\]|Detaching from (program|process)", out), out
             time.sleep(0.05)
             assert _tracer(p.pid) in (0, None), f"round {i}: still traced after detach"
             so, se = p.communicate(timeout=60)
+            so = first + so
         finally:
             if p.poll() is None:
                 p.kill()
@@ -402,3 +414,26 @@ def test_detach_leaves_program_running(toolchain, kind, tmp_path):
         assert p.returncode == 0, f"round {i} ({kind}): exit {p.returncode}\n{se[-2000:]}\n{out[-3000:]}"
         assert "SIGTRAP" not in se and "fatal error" not in se, se[-2000:]
         assert re.search(r"mapsoak len=\d+ strs=\d+ sum=\d+ ok", so), so
+
+
+def test_record_under_gdb_names_both_writers(toolchain, tmp_path):
+    """`gort record start` in GDB (the plugin's recorder, perf backend) on a racy program:
+    the trace's report names both writers; in-process probes are refused with the reason."""
+    gdb, _ = tools()
+    exe = tmp_path / "concurrent_writes"
+    shutil.copy2(build_sample(toolchain, "concurrent_writes", "normal"), exe)
+    trace = tmp_path / "gdb.trace"
+    out = run_gdb(gdb, [f"source {GDB_SCRIPT}", f"file {exe}", "gort record start", "starti > out.txt",
+                        "gort record start --backend inproc", f"gort record start -o {trace}",
+                        f"gort record start -o {trace}", "continue", "gort record stop"], tmp_path, _env())
+    assert "gort record start: needs a live process" in out, out
+    assert "gort record start: --backend inproc is not available under GDB" in out, out
+    assert re.search(rf"gort: recording map writes of process \d+ to {re.escape(str(trace))}: \d+ sites", out), out
+    assert f"gort record start: already recording to {trace}" in out, out
+    assert re.search(r"gort: recorded \d+ events \(0 lost\) to .*; ended: target exited; next: gort report", out), out
+    assert "gort record stop: not recording" in out, out   # the exit ended it
+    r = subprocess.run([str(BUILD_DIR / "bin" / "gort"), "report", str(trace)], capture_output=True, text=True,
+                       timeout=300)
+    assert r.returncode == 0, r.stderr
+    assert "concurrent-map-write" in r.stdout, r.stdout
+    assert "main.writerA" in r.stdout and "main.writerB" in r.stdout, r.stdout
