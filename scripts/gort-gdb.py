@@ -115,18 +115,28 @@ def _elf_entry(path):
         return None, None
 
 
+_slides = {}
+
+
 def _slide(path):
-    """Runtime minus link-time address: the relocated entry point GDB shows, minus e_entry."""
+    """Runtime minus link-time address: the relocated entry point GDB shows, minus e_entry
+    (cached per executable and process: a breakpoint hit asks every time)."""
+    key = (path, gdb.selected_inferior().pid)
+    if key in _slides:
+        return _slides[key]
     entry, etype = _elf_entry(path)
-    if entry is None or etype != 3:  # ET_DYN only (PIE)
-        return 0
-    try:
-        for line in gdb.execute("info files", to_string=True).splitlines():
-            if "Entry point:" in line:
-                return int(line.split(":")[1].strip(), 16) - entry
-    except gdb.error:
-        pass
-    return 0
+    slide = 0
+    if entry is not None and etype == 3:  # ET_DYN only (PIE)
+        try:
+            for line in gdb.execute("info files", to_string=True).splitlines():
+                if "Entry point:" in line:
+                    slide = int(line.split(":")[1].strip(), 16) - entry
+                    break
+        except gdb.error:
+            pass
+    if key[1]:  # before the process exists GDB shows the link-time entry: do not keep that
+        _slides[key] = slide
+    return slide
 
 
 def _state():
@@ -506,11 +516,13 @@ def _parse_break_args(args, who, maps):
 
 
 class _BreakMaps(gdb.Command):
-    """Break on the entries of the map-write runtime functions (assign, delete, clear).
-Each hit prints goroutine, thread, operation, map, key and the calling Go function with
-file:line (innermost inlined first).
---hw (default): GDB hardware breakpoints (hbreak) on up to 4 entries (the debug registers
-left), software breakpoints on the rest; it says which got what. --sw: software only.
+    """Break on every map write (the entries of the map-write runtime functions).
+Each hit prints goroutine, thread, operation (assign, delete, clear), map, key and the
+calling Go function with file:line (innermost inlined first).
+--hw (default): hardware breakpoints on up to 4 entries (the debug registers left),
+software breakpoints on the rest; it says which got what. In stop mode they are GDB's
+hbreak (the program must be running: `starti` first); with --continue, perf breakpoints
+sampled without stopping (as in the LLDB plugin). --sw: software only.
 --continue: log and keep running; with --log the hits go only to the file.
 --log FILE: one JSON object a line. --map ADDR: only that map's writes (ADDR may be $rbx).
 --func NAME (repeatable): only those functions. Remove with `gort break clear`.
@@ -538,12 +550,12 @@ Usage: gort break maps [--hw|--sw] [--map ADDR] [--continue] [--log FILE] [--fun
 
 
 class _BreakWb(gdb.Command):
-    """Break on the GC write-barrier entries runtime.gcWriteBarrier1..8 (Go 1.21+).
+    """Break on the GC write barriers (runtime.gcWriteBarrier1..8, Go 1.21+).
 Each hit prints goroutine, thread, the barrier, the calling Go function with file:line,
 and the pointer stores the call guards (slot address and new value). Write barriers run
 only while the GC is marking, so hits come in bursts during GC cycles.
---hw (default): GDB hardware breakpoints on the debug registers left (gcWriteBarrier2, 1,
-4, 3 first), software breakpoints on the rest. --sw: software only. --continue: log and
+--hw (default): hardware breakpoints on the debug registers left (gcWriteBarrier2, 1,
+4, 3 first; hbreak in stop mode, perf with --continue), software breakpoints on the rest. --sw: software only. --continue: log and
 keep running. --log FILE: one JSON object a line. Remove with `gort break clear`.
 Usage: gort break wb [--hw|--sw] [--continue] [--log FILE]"""
 
@@ -570,7 +582,8 @@ Usage: gort break wb [--hw|--sw] [--continue] [--log FILE]"""
 
 
 class _BreakClear(gdb.Command):
-    """Remove every breakpoint and watchpoint gort made; the program then runs normally.
+    """Remove every breakpoint, watchpoint and perf probe gort made.
+The program then runs normally.
 Usage: gort break clear"""
 
     def __init__(self):
@@ -581,9 +594,10 @@ Usage: gort break clear"""
 
 
 class _WatchMap(gdb.Command):
-    """Watch one map's writing flag (1-byte hardware write watchpoint): every write to that
-map, by any runtime path, stops (or is logged with --continue) with its goroutine, the
-runtime function and the Go caller. ADDR may be a register ($rbx at a map-write stop).
+    """Watch every write to one map (a hardware watchpoint on its writing flag).
+Every write to that map, by any runtime path, stops (GDB's watchpoint; or is logged
+without stopping with --continue: a perf watchpoint) with its goroutine, the runtime
+function and the Go caller. ADDR may be a register ($rbx at a map-write stop).
 Needs a running process. Remove with `gort break clear`.
 Usage: gort watch map ADDR [--continue] [--log FILE]"""
 
@@ -642,8 +656,8 @@ Usage: gort watch map ADDR [--continue] [--log FILE]"""
 # ---- record start / stop --------------------------------------------------------------------
 
 class _RecordStart(gdb.Command):
-    """Start recording the live process's map writes without stopping it (hardware
-breakpoints and uprobes through perf_event_open) into TRACE (default gort.trace): time,
+    """Start recording every map write of the live process, without stopping it.
+Hardware breakpoints and uprobes through perf_event_open, into TRACE (default gort.trace): time,
 thread, CPU, goroutine, map and user stack of each write. The program runs on
 (`continue`); nothing fires while GDB holds it stopped. Detach and quit end the recording.
 --backend inproc is not available under GDB (docs/gdb.md).
@@ -706,38 +720,42 @@ def _leaving(reason):
 _FRONT = [
     ("gort info", "info", """Show the target's Go version, map implementation, layout source and probe plan size.
 Usage: gort info"""),
-    ("gort goroutines", "goroutines", """List the goroutines of the stopped Go program: id, status, wait reason, thread if
-running, and the innermost user-code frame. '*' marks the selected thread's goroutine.
+    ("gort goroutines", "goroutines", """List the goroutines of the stopped Go program.
+Id, status, wait reason, thread if running, and the innermost user-code frame. '*' marks the selected thread's goroutine.
 Runtime goroutines and dead ones are hidden unless --all.
 Usage: gort goroutines [--all] [--json]"""),
-    ("gort bt", "bt", """Backtrace of one goroutine (default: the selected thread's), by frame pointers, with
-inlined frames, from the thread's registers if it runs, else from its saved g.sched.
+    ("gort bt", "bt", """Backtrace of one goroutine (default: the selected thread's).
+By frame pointers, with inlined frames, from the thread's registers if it runs, else
+from its saved g.sched.
 Usage: gort bt [GOID] [--json]"""),
-    ("gort map", "map", """Decode a Go map's header and entries (hmap or swiss). With no ADDR at the entry of
-runtime.mapassign*/mapdelete*/mapclear, decodes the map being written (RBX) using its type (RAX).
+    ("gort map", "map", """Decode a Go map's header and entries (hmap or swiss).
+With no ADDR at the entry of runtime.mapassign*/mapdelete*/mapclear, decodes the map
+being written (RBX) using its type (RAX).
 Usage: gort map [ADDR] [--type TYPEADDR | --key-size N --elem-size M] [--limit N] [--json]
   ADDR: hex, a register ($rbx) or an expression."""),
-    ("gort ptr", "ptr", """What each address is: a heap object (base, size, allocated or free, marked), freed heap
-pages, a global, a goroutine's stack, code, or unknown. ADDR: hex, decimal, a register ($rbx),
+    ("gort ptr", "ptr", """What each address is: heap object, global, goroutine stack, code.
+A heap object gets its base, size, allocated or free, marked; also freed heap pages,
+or unknown. ADDR: hex, decimal, a register ($rbx),
 a symbol or an expression. --json: one object per ADDR.
 Usage: gort ptr ADDR... [--json]"""),
     ("gort heap ptr", "heap ptr", """Same as `gort ptr`.
 Usage: gort heap ptr ADDR... [--json]"""),
-    ("gort heap scan", "heap scan", """Find integer-held heap addresses (dangling uintptrs): words the GC keeps whose value
-points into a heap object the GC did not keep. The process must be stopped, or be a core.
+    ("gort heap scan", "heap scan", """Find integer-held addresses of freed heap objects (dangling uintptrs).
+Words the GC keeps whose value points into a heap object the GC did not keep. The process must be stopped, or be a core.
 --stacks: scan goroutine stacks too. --json: the schema of docs/heap.md.
 Usage: gort heap scan [--stacks] [--json]"""),
-    ("gort crash", "crash", """On a core file of a Go program that died of a map fatal error ("concurrent map
-writes"): the goroutine that threw and every other goroutine inside a write to the same
-map, with their stacks; the verdict of `gort postmortem BIN CORE`. --bt adds `gort bt` of
+    ("gort crash", "crash", """Name the goroutines writing one map at a crash ("concurrent map writes").
+On a core file: the goroutine that threw and every other goroutine inside a write to
+the same map, with their stacks; the verdict of `gort postmortem BIN CORE`. --bt adds `gort bt` of
 each writer.
 Usage: gort crash [--json] [--bt]"""),
 ]
 
 
 def _register():
-    _Prefix("gort", """gort: Go runtime debugging (goroutines, maps, map-write and write-barrier breakpoints,
-heap pointer checks, recording). The same commands as gort's LLDB plugin (docs/gdb.md).""")
+    _Prefix("gort", """Debug Go programs at the level of the Go runtime.
+Goroutines, maps, map-write and write-barrier breakpoints, heap pointer checks,
+recording: the same commands as gort's LLDB plugin (docs/gdb.md).""")
     _Prefix("gort heap", "The Go heap of the stopped process or core (gort heap scan, gort heap ptr).")
     _Prefix("gort break", "Breakpoints on every map write or GC write barrier (gort break maps, gort break wb, gort break clear).")
     _Prefix("gort watch", "Hardware watchpoints on Go runtime state (gort watch map).")
