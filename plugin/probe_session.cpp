@@ -107,7 +107,8 @@ ProbeSession* ProbeSession::find(uint64_t debugger_id) {
   return it == sessions().end() ? nullptr : it->second.get();
 }
 
-ProbeSession::~ProbeSession() = default;
+// Stops the poller while this object is whole: it calls write_line, which is ours.
+ProbeSession::~ProbeSession() { close_sets(); }
 
 core::Result<void> ProbeSession::load(lldb::SBTarget target) {
   std::string err;
