@@ -667,13 +667,11 @@ Usage: gort record start [-o TRACE] [--stack-depth N] [--maps ADDR,...] [--hw FU
         super().__init__("gort record start", gdb.COMMAND_USER)
 
     def invoke(self, arg, from_tty):
-        state, _ = _state()
         exe = _exe()
-        if state not in ("stopped", "running") or not exe:
-            raise GortError("gort record start: needs a live process (`starti`, `attach PID`); "
-                            "core files hold no history to record")
-        rep = lib().call({"op": "record_start", "exe": exe, "pid": gdb.selected_inferior().pid,
-                          "slide": _slide(exe), "args": gdb.string_to_argv(arg)})
+        live = _live() and exe
+        # Core checks the arguments first, then the process (pid 0: none, or a core file).
+        rep = lib().call({"op": "record_start", "exe": exe, "pid": gdb.selected_inferior().pid if live else 0,
+                          "slide": _slide(exe) if live else 0, "args": gdb.string_to_argv(arg)})
         if rep.get("out"):
             _out(rep["out"])
         if not rep.get("ok"):

@@ -9,6 +9,12 @@
 namespace gort::core::front {
 namespace {
 
+// Debug-register priority: the variants ordinary code calls most.
+constexpr const char* kMapOrder[] = {"runtime.mapassign_fast64", "runtime.mapassign_faststr", "runtime.mapassign",
+                                     "runtime.mapassign_fast32"};
+constexpr const char* kWbOrder[] = {"runtime.gcWriteBarrier2", "runtime.gcWriteBarrier1", "runtime.gcWriteBarrier4",
+                                    "runtime.gcWriteBarrier3"};
+
 int rank(const std::string& fn, const char* const (&order)[4]) {
   for (int i = 0; i < 4; ++i)
     if (fn == order[i]) return i;
@@ -22,8 +28,6 @@ bool is_map_write(ProbeRole r) {
 }
 
 Result<std::vector<Probe>> select_map_probes(const ProbePlan& plan, const std::vector<std::string>& funcs) {
-  static const char* const order[] = {"runtime.mapassign_fast64", "runtime.mapassign_faststr", "runtime.mapassign",
-                                      "runtime.mapassign_fast32"};
   std::vector<Probe> probes;
   for (auto& p : plan.probes) {
     if (!is_map_write(p.role)) continue;
@@ -35,13 +39,11 @@ Result<std::vector<Probe>> select_map_probes(const ProbePlan& plan, const std::v
       return make_error(ErrorKind::kBadInput, "{} is not a map-write function of this binary (see `gort info`)", f);
   if (probes.empty()) return make_error(ErrorKind::kBadInput, "the binary has no map-write functions");
   std::stable_sort(probes.begin(), probes.end(),
-                   [](auto& a, auto& b) { return rank(a.function, order) < rank(b.function, order); });
+                   [](auto& a, auto& b) { return rank(a.function, kMapOrder) < rank(b.function, kMapOrder); });
   return probes;
 }
 
 Result<std::vector<Probe>> select_wb_probes(const ProbePlan& plan) {
-  static const char* const order[] = {"runtime.gcWriteBarrier2", "runtime.gcWriteBarrier1", "runtime.gcWriteBarrier4",
-                                      "runtime.gcWriteBarrier3"};
   std::vector<Probe> probes;
   for (auto& p : plan.probes)
     if (p.role == ProbeRole::kWriteBarrier) probes.push_back(p);
@@ -50,7 +52,7 @@ Result<std::vector<Probe>> select_wb_probes(const ProbePlan& plan) {
                       "the binary has no runtime.gcWriteBarrier1..8 (Go 1.21+ only; older runtimes use gcWriteBarrier "
                       "with DI/AX, not supported)");
   std::stable_sort(probes.begin(), probes.end(),
-                   [](auto& a, auto& b) { return rank(a.function, order) < rank(b.function, order); });
+                   [](auto& a, auto& b) { return rank(a.function, kWbOrder) < rank(b.function, kWbOrder); });
   return probes;
 }
 

@@ -437,3 +437,35 @@ def test_record_under_gdb_names_both_writers(toolchain, tmp_path):
     assert r.returncode == 0, r.stderr
     assert "concurrent-map-write" in r.stdout, r.stdout
     assert "main.writerA" in r.stdout and "main.writerB" in r.stdout, r.stdout
+
+
+def test_gdb_killed_with_perf_probes_leaves_program_running(toolchain, tmp_path):
+    """`kill -9` of GDB while gort's --continue hardware breakpoints (perf, sampling) log
+    hits: the kernel closes the perf fds and detaches; the program finishes correctly.
+    (GDB's own break/hbreak stay in a program whose debugger is killed: docs/gdb.md.)"""
+    gdb, _ = tools()
+    exe = build_sample(toolchain, "mapsoak", "normal")
+    for i in range(3):
+        p = subprocess.Popen([str(exe), "-duration", "3s"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        log = tmp_path / f"k{i}.log"
+        g = None
+        try:
+            first = p.stdout.readline()
+            g = subprocess.Popen([gdb, "-nx", "-q", "-batch", "-ex", f"source {GDB_SCRIPT}", "-ex", f"attach {p.pid}",
+                                  "-ex", f"gort break maps --hw --continue --log {log} --func runtime.mapassign_fast64",
+                                  "-ex", "continue"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                                 env=_env())
+            deadline = time.time() + 20
+            while time.time() < deadline and not (log.exists() and log.stat().st_size > 0):
+                time.sleep(0.05)
+            assert log.exists() and log.stat().st_size > 0, "no hit logged before the kill"
+            g.kill()
+            g.wait()
+            so, se = p.communicate(timeout=60)
+        finally:
+            for proc in (g, p):
+                if proc is not None and proc.poll() is None:
+                    proc.kill()
+                    proc.wait()
+        assert p.returncode == 0, f"round {i}: exit {p.returncode}\n{se[-2000:]}"
+        assert re.search(r"mapsoak len=\d+ strs=\d+ sum=\d+ ok", first + so), so
