@@ -20,7 +20,7 @@
 //   clear         {}                                   -> {"ok", "sets", "lost"}  (closes perf probes and the log)
 //   record_start  {"exe", "pid", "slide", "args"}      -> {"ok", "out" | "error"}  (core/front/recording.h)
 //   record_stop   {"reason"}                           -> {"ok", "out" | "error"}
-// target: {"exe", "exe_why", "state": "none"|"stopped"|"running"|"core", "state_detail",
+// target: {"exe", "state": "none"|"stopped"|"running"|"core", "state_detail",
 //          "pid", "slide", "threads": [regs...], "selected": index|-1, "frame": regs|null}
 // regs: {"tid", "rip", "rsp", ..., "r15", "fs_base", "stop_reason"} (numbers).
 
@@ -86,7 +86,7 @@ class GdbDebuggee final : public core::front::Debuggee {
       : req_(req), read_(read), eval_(eval), ctx_(ctx) {}
 
   std::string executable(std::string& why) override {
-    why = req_.value("exe_why", "");
+    why.clear();  // GDB always has a file for a program it runs; none means no target
     return req_.value("exe", "");
   }
   core::front::ProcState state(std::string& detail) override {

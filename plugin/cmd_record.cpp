@@ -36,9 +36,8 @@ class RecordStartCommand : public lldb::SBCommandPluginInterface {
                            "core files hold no history to record";
       } else {
         req.pid = static_cast<int>(process.GetProcessID());
-        req.executable = target_executable(target, req.target_error);
-        // "already recording" is reported before a missing executable.
-        if (core::front::is_recording(debugger.GetID())) req.target_error.clear();
+        std::string no_exe;  // a valid target: the only reason is "no executable file", core's to say
+        req.executable = target_executable(target, no_exe);
         req.slide = load_slide(target);
         // In-process probes are patched with the program stopped through LLDB (its tracer):
         // held as the user holds it, or interrupted for the few ms it takes and resumed.

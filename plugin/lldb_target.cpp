@@ -60,9 +60,8 @@ core::Result<std::vector<core::ThreadRegs>> LldbThreads::threads() const {
 
 
 std::string LldbDebuggee::executable(std::string& why) {
-  std::string path = target_executable(target_, why);
-  if (path.empty() && why.starts_with("no target")) why.clear();  // core says it with the hint
-  return path;
+  if (!target_.IsValid()) return "";  // core says "no target" with this debugger's hint
+  return target_executable(target_, why);
 }
 
 core::front::ProcState LldbDebuggee::state(std::string& detail) {

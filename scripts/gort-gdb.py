@@ -16,6 +16,7 @@
 import ctypes
 import json
 import os
+import re
 
 import gdb
 
@@ -80,24 +81,36 @@ def _read_memory(ctx, addr, length, buf):
         return 1
 
 
-def _evaluate(ctx, expr, out):
-    e = expr.decode()
-    for form in (e, "&" + e, "&'%s'" % e):
+def _eval_addr(e, addresses_of=True):
+    """An address: a number, a register ($rbx), a variable or expression; with
+    ADDRESSES_OF also a variable's or symbol's address (what core's commands accept, as
+    LLDB's symbol lookup). None when GDB cannot tell."""
+    try:
+        return int(e, 0)
+    except ValueError:
+        pass
+    for form in (e, "&" + e, "&'%s'" % e) if addresses_of else (e,):
         try:
-            out[0] = int(gdb.parse_and_eval(form)) & 0xFFFFFFFFFFFFFFFF
-            return 0
+            return int(gdb.parse_and_eval(form)) & 0xFFFFFFFFFFFFFFFF
         except Exception:
             continue
+    if not addresses_of:
+        return None
     try:  # a minimal symbol of a binary without debug info: "Symbol "x" is at 0x... in a file ..."
-        text = gdb.execute("info address %s" % e, to_string=True)
-        import re
-        m = re.search(r" is at (0x[0-9a-f]+)", text)
+        m = re.search(r" is at (0x[0-9a-f]+)", gdb.execute("info address %s" % e, to_string=True))
         if m:
-            out[0] = int(m.group(1), 16)
-            return 0
+            return int(m.group(1), 16)
     except Exception:
         pass
-    return 1
+    return None
+
+
+def _evaluate(ctx, expr, out):
+    v = _eval_addr(expr.decode())
+    if v is None:
+        return 1
+    out[0] = v
+    return 0
 
 
 # ---- the target, as core's commands see it ------------------------------------------------
@@ -197,7 +210,7 @@ def _threads():
 def target_request():
     exe = _exe()
     state, detail = _state()
-    req = {"exe": exe, "exe_why": "", "state": state, "state_detail": detail,
+    req = {"exe": exe, "state": state, "state_detail": detail,
            "pid": gdb.selected_inferior().pid if state in ("stopped", "running") else 0,
            "slide": _slide(exe) if exe and state != "none" else 0}
     if state in ("stopped", "core"):
@@ -375,14 +388,9 @@ class _DeferredPerf(gdb.Breakpoint):
 
 
 def _parse_addr(s):
-    try:
-        return int(s, 0)
-    except ValueError:
-        pass
-    try:
-        return int(gdb.parse_and_eval(s)) & 0xFFFFFFFFFFFFFFFF
-    except gdb.error:
-        return None
+    """A map argument (--map, watch map): a number or what GDB evaluates S to, as the
+    LLDB plugin's number or register; never a symbol's address."""
+    return _eval_addr(s, addresses_of=False)
 
 
 def _spec_for(probe):
@@ -515,6 +523,23 @@ def _parse_break_args(args, who, maps):
     return hw, cont, log, funcs, map_filter
 
 
+def _break_command(who, which, arg):
+    """What `gort break maps` and `gort break wb` share: parse ARG, choose the probes
+    (core's order), set --log/--map/--continue, place them. Returns (hardware, software,
+    continue, log, map)."""
+    hw, cont, log, funcs, map_filter = _parse_break_args(gdb.string_to_argv(arg), who, which == "maps")
+    exe = _exe()
+    if not exe:
+        raise GortError("%s: no target; load one first (`file ./prog`)" % who)
+    rep = lib().call({"op": "probes", "exe": exe, "which": which, "funcs": funcs})
+    if not rep.get("ok"):
+        raise GortError("%s: %s" % (who, rep.get("error")))
+    _arm(who, exe, log, map_filter, cont)
+    configure_sigurg()
+    nhw, nsw = _place(rep["probes"], hw, not cont, rep.get("rt0_go"))
+    return nhw, nsw, cont, log, map_filter
+
+
 class _BreakMaps(gdb.Command):
     """Break on every map write (the entries of the map-write runtime functions).
 Each hit prints goroutine, thread, operation (assign, delete, clear), map, key and the
@@ -532,16 +557,7 @@ Usage: gort break maps [--hw|--sw] [--map ADDR] [--continue] [--log FILE] [--fun
         super().__init__("gort break maps", gdb.COMMAND_BREAKPOINTS)
 
     def invoke(self, arg, from_tty):
-        hw, cont, log, funcs, map_filter = _parse_break_args(gdb.string_to_argv(arg), "gort break maps", True)
-        exe = _exe()
-        if not exe:
-            raise GortError("gort break maps: no target; load one first (`file ./prog`)")
-        rep = lib().call({"op": "probes", "exe": exe, "which": "maps", "funcs": funcs})
-        if not rep.get("ok"):
-            raise GortError("gort break maps: %s" % rep.get("error"))
-        _arm("gort break maps", exe, log, map_filter, cont)
-        configure_sigurg()
-        nhw, nsw = _place(rep["probes"], hw, not cont, rep.get("rt0_go"))
+        nhw, nsw, cont, log, map_filter = _break_command("gort break maps", "maps", arg)
         _out("gort: %d map-write function(s): %s, %d software; %s%s%s\n" % (
             nhw + nsw, _hardware_count(nhw, not cont), nsw,
             "hits are logged, the program keeps running" if cont else "each hit stops",
@@ -563,16 +579,7 @@ Usage: gort break wb [--hw|--sw] [--continue] [--log FILE]"""
         super().__init__("gort break wb", gdb.COMMAND_BREAKPOINTS)
 
     def invoke(self, arg, from_tty):
-        hw, cont, log, _, _ = _parse_break_args(gdb.string_to_argv(arg), "gort break wb", False)
-        exe = _exe()
-        if not exe:
-            raise GortError("gort break wb: no target; load one first (`file ./prog`)")
-        rep = lib().call({"op": "probes", "exe": exe, "which": "wb"})
-        if not rep.get("ok"):
-            raise GortError("gort break wb: %s" % rep.get("error"))
-        _arm("gort break wb", exe, log, None, cont)
-        configure_sigurg()
-        nhw, nsw = _place(rep["probes"], hw, not cont, rep.get("rt0_go"))
+        nhw, nsw, cont, log, _ = _break_command("gort break wb", "wb", arg)
         n = nhw + nsw
         _out("gort: %d write-barrier entr%s: %s, %d software; %s%s\n" % (
             n, "y" if n == 1 else "ies", _hardware_count(nhw, not cont), nsw,

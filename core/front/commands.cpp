@@ -585,15 +585,6 @@ Reply run(Debuggee& d, std::string_view name, const std::vector<std::string>& ar
   }
 }
 
-const std::vector<std::string>& command_names() {
-  static const std::vector<std::string> names = [] {
-    std::vector<std::string> n;
-    for (auto& [k, v] : handlers()) n.push_back(k);
-    return n;
-  }();
-  return names;
-}
-
 Result<std::string> describe_binary(const std::string& path) {
   GORT_TRY(auto bin, GoBinary::open(path));
   const auto& b = *bin;

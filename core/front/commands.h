@@ -67,9 +67,6 @@ struct Reply {
 /// "heap scan", "crash"). Never throws.
 Reply run(Debuggee& d, std::string_view name, const std::vector<std::string>& args);
 
-/// The names run() knows.
-const std::vector<std::string>& command_names();
-
 /// "PATH go1.26.8 (swiss maps, layouts from dwarf)": what a front end says when gort is
 /// loaded with a target; or why PATH is not a Go binary gort supports.
 Result<std::string> describe_binary(const std::string& path);

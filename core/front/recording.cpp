@@ -82,6 +82,7 @@ Result<std::string> start(uint64_t key, const RecordStartRequest& r) {
   std::lock_guard lock(g_mu);
   auto& slot = recordings()[key];
   if (slot) return start_error(fmt::format("already recording to {}; `gort record stop` first", slot->output));
+  if (r.executable.empty()) return start_error("the target has no executable file");
   auto bin = GoBinary::open(r.executable);
   if (!bin) return start_error(bin.error().message);
   opts.stop_world = r.stop_world;
@@ -139,12 +140,6 @@ std::string stop_recording(uint64_t key, const std::string& reason) {
                                  sum->events, sum->lost, r->output, st.bytes, why, r->output);
   for (auto& w : sum->warnings) line += fmt::format("\ngort: warning: {}", w);
   return line;
-}
-
-bool is_recording(uint64_t key) {
-  std::lock_guard lock(g_mu);
-  auto it = recordings().find(key);
-  return it != recordings().end() && it->second;
 }
 
 }  // namespace gort::core::front

@@ -24,8 +24,9 @@ struct RecordStartRequest {
   /// Stops the world for --backend inproc; empty => inproc refused with INPROC_UNAVAILABLE_WHY.
   std::function<core::Result<std::unique_ptr<core::inproc::World>>()> stop_world;
   std::string inproc_unavailable_why;  ///< e.g. "under GDB ..."; used when stop_world is empty and inproc is asked
-  /// Non-empty: there is nothing to record (no live process, no executable); refused with
-  /// "gort record start: " + this, after the arguments are checked.
+  /// Non-empty: there is no live process to record; refused with "gort record start: " +
+  /// this, after the arguments are checked. (An empty EXECUTABLE is refused after the
+  /// "already recording" check.)
   std::string target_error;
 };
 
@@ -35,7 +36,6 @@ core::Result<std::string> start_recording(uint64_t key, const RecordStartRequest
 /// Stops KEY's recording and writes its summary (REASON unless the target exited): the
 /// summary line(s) to print, or "" when not recording.
 std::string stop_recording(uint64_t key, const std::string& reason);
-bool is_recording(uint64_t key);
 extern const char* const kRecordStartUsage;
 
 }  // namespace gort::core::front
