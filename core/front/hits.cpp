@@ -240,7 +240,7 @@ void HitReporter::start_poller() {
         std::lock_guard lock(mu_);
         if (log_) fflush(log_);
       }
-      if (n == 0) std::this_thread::sleep_for(std::chrono::milliseconds(2));
+      if (n == 0) wait_for_samples(2);
     }
   });
 }
@@ -252,6 +252,23 @@ void HitReporter::stop_poller() {
   drain();
   std::lock_guard lock(mu_);
   if (log_) fflush(log_);
+}
+
+// Sleeps until the first sampling set has a sample (and handles those), at most TIMEOUT_MS.
+// Each sample wakes the poll (wakeup after every sample), so a hit is decoded while its
+// key and goroutine can still be read, not up to a sleep later: a hit drained after the
+// program exited cannot read them (MapWriteEvent::undecoded says so).
+void HitReporter::wait_for_samples(int timeout_ms) {
+  PerfProbeSet* set = nullptr;
+  size_t index = 0;
+  {
+    std::lock_guard lock(mu_);
+    for (size_t i = 0; i < sets_.size() && !set; ++i)
+      if (sets_[i].mode == ProbeMode::kSample) set = sets_[index = i].set.get();
+  }
+  // After the target exited poll() returns at once: sleep then, not spin.
+  if (set && !set->exited()) set->poll([&](const ProbeSample& s) { on_sample(index, s); }, timeout_ms);
+  else std::this_thread::sleep_for(std::chrono::milliseconds(timeout_ms));
 }
 
 size_t HitReporter::drain() {
@@ -306,8 +323,12 @@ void HitReporter::on_sample(size_t i, const ProbeSample& s) {
   if (!e) return;
   // Samples drained after the process exited cannot read g any more: use the goid seen
   // for this g earlier (a g struct is only reused after its goroutine exits).
-  if (e->goroutine) goid_of_g_[regs.r14] = e->goroutine;
-  else if (auto it = goid_of_g_.find(regs.r14); it != goid_of_g_.end()) e->goroutine = it->second;
+  if (e->goroutine) {
+    goid_of_g_[regs.r14] = e->goroutine;
+  } else if (auto it = goid_of_g_.find(regs.r14); it != goid_of_g_.end()) {
+    e->goroutine = it->second;
+    std::erase_if(e->undecoded, [](const std::string& u) { return u.starts_with("goroutine: "); });
+  }
   emit(*e, !has_log());
 }
 

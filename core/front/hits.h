@@ -96,6 +96,7 @@ class HitReporter {
   void write_event(const Event& e, bool print);
   void start_poller();
   size_t drain();   ///< polls every sample-mode set until empty; returns the samples seen
+  void wait_for_samples(int timeout_ms);
   uint64_t lost();  ///< samples the kernel dropped (ring full), over every set
   void on_sample(size_t set, const ProbeSample& s);
 

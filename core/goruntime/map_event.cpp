@@ -14,6 +14,7 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <ctime>
 
 namespace gort::core {
@@ -58,11 +59,19 @@ std::vector<CallerFrame> user_caller(const DecodeContext& ctx, uint64_t ret, uin
   return frames;
 }
 
-uint64_t read_goid(const DecodeContext& ctx, uint64_t g) {
+// The goroutine id of G; 0 when there is no g (R14 is not g here) or no goid offset, an
+// error when g could not be read.
+Result<uint64_t> read_goid(const DecodeContext& ctx, uint64_t g) {
   const auto& L = ctx.layouts;
-  if (g == 0 || !L.has(L.g_goid)) return 0;
-  auto id = ctx.mem->read_u64(RemoteAddr(g + L.g_goid));
-  return id ? *id : 0;
+  if (g == 0 || !L.has(L.g_goid)) return uint64_t{0};
+  return ctx.mem->read_u64(RemoteAddr(g + L.g_goid));
+}
+
+// Fills E.goroutine from G, or says in E.undecoded why it could not.
+void set_goroutine(MapWriteEvent& e, const DecodeContext& ctx, uint64_t g) {
+  auto id = read_goid(ctx, g);
+  if (id) e.goroutine = *id;
+  else e.undecoded.push_back("goroutine: " + id.error().message);
 }
 
 Result<std::string> read_string(const Memory& mem, uint64_t ptr, uint64_t len, bool& truncated) {
@@ -74,17 +83,19 @@ Result<std::string> read_string(const Memory& mem, uint64_t ptr, uint64_t len, b
   return s;
 }
 
-// The key type's (kind, size) from the map type in TYPE_REG; nullopt when unreadable.
-std::optional<std::pair<uint8_t, uint64_t>> key_type(const DecodeContext& ctx, uint64_t maptype) {
+using KeyType = std::optional<std::pair<uint8_t, uint64_t>>;
+
+// The key type's (kind, size) from the map type MAPTYPE; nullopt when there is none to
+// read (no map type, layouts without the offsets), an error when memory was unreadable.
+Result<KeyType> key_type(const DecodeContext& ctx, uint64_t maptype) {
   const auto& L = ctx.layouts;
   uint32_t key_off = ctx.map_impl == MapImpl::kHmap ? L.hmaptype_key : L.smaptype_key;
-  if (maptype == 0 || !L.has(key_off) || !L.has(L.type_kind) || !L.has(L.type_size)) return std::nullopt;
-  auto kt = ctx.mem->read_u64(RemoteAddr(maptype + key_off));
-  if (!kt || *kt == 0) return std::nullopt;
-  auto kind = ctx.mem->read_u8(RemoteAddr(*kt + L.type_kind));
-  auto size = ctx.mem->read_u64(RemoteAddr(*kt + L.type_size));
-  if (!kind || !size) return std::nullopt;
-  return std::make_pair(static_cast<uint8_t>(*kind & 0x1f), *size);
+  if (maptype == 0 || !L.has(key_off) || !L.has(L.type_kind) || !L.has(L.type_size)) return KeyType{};
+  GORT_TRY(uint64_t kt, ctx.mem->read_u64(RemoteAddr(maptype + key_off)));
+  if (kt == 0) return KeyType{};
+  GORT_TRY(uint8_t kind, ctx.mem->read_u8(RemoteAddr(kt + L.type_kind)));
+  GORT_TRY(uint64_t size, ctx.mem->read_u64(RemoteAddr(kt + L.type_size)));
+  return KeyType(std::make_pair(static_cast<uint8_t>(kind & 0x1f), size));
 }
 
 std::optional<MapKey> int_key(uint8_t kind, uint64_t raw, uint64_t size) {
@@ -106,12 +117,17 @@ std::optional<MapKey> int_key(uint8_t kind, uint64_t raw, uint64_t size) {
   return k;
 }
 
-std::optional<MapKey> decode_key(const Probe& p, const ThreadRegs& r, const DecodeContext& ctx) {
-  if (p.key_reg.empty() || p.key_kind.empty()) return std::nullopt;
+// The key of a hit at P's entry: nullopt when P has no key (clear, clone) or the key's
+// type is one gort does not print; an error when its bytes could not be read.
+Result<std::optional<MapKey>> decode_key(const Probe& p, const ThreadRegs& r, const DecodeContext& ctx) {
+  if (p.key_reg.empty() || p.key_kind.empty()) return std::optional<MapKey>{};
   uint64_t key = reg_by_name(r, p.key_reg);
   // The map type: RAX for runtime.map*, RBX for (*maps.Map) methods (receiver in RAX).
   uint64_t maptype = p.map_reg == "rax" ? r.rbx : r.rax;
-  auto kt = key_type(ctx, maptype);
+  // The key's type refines register keys (u32/u64: signed or not) and is needed for
+  // indirect ones; register keys do without it.
+  auto kt_read = key_type(ctx, maptype);
+  KeyType kt = kt_read ? *kt_read : KeyType{};
   if (p.key_kind == "u32" || p.key_kind == "u64") {
     uint64_t size = p.key_kind == "u32" ? 4 : 8;
     uint8_t kind = kt && kt->second == size ? kt->first : uint8_t(size == 4 ? kKindUint32 : kKindUint64);
@@ -122,30 +138,33 @@ std::optional<MapKey> decode_key(const Probe& p, const ThreadRegs& r, const Deco
   if (p.key_kind == "str") {
     MapKey k;
     k.kind = MapKey::Kind::kString;
-    auto s = read_string(*ctx.mem, key, r.rdi, k.truncated);
-    if (!s) return std::nullopt;
-    k.s = std::move(s).value();
-    return k;
+    GORT_TRY(k.s, read_string(*ctx.mem, key, r.rdi, k.truncated));
+    return std::optional<MapKey>(std::move(k));
   }
-  if (p.key_kind == "indirect" && kt && key != 0) {
+  if (p.key_kind == "indirect" && key != 0) {
+    if (!kt_read) return kt_read.error();
+    if (!kt) return std::optional<MapKey>{};
     auto [kind, size] = *kt;
     if (kind == kKindString) {
-      auto ptr = ctx.mem->read_u64(RemoteAddr(key));
-      auto len = ctx.mem->read_u64(RemoteAddr(key + 8));
-      if (!ptr || !len) return std::nullopt;
+      GORT_TRY(uint64_t ptr, ctx.mem->read_u64(RemoteAddr(key)));
+      GORT_TRY(uint64_t len, ctx.mem->read_u64(RemoteAddr(key + 8)));
       MapKey k;
       k.kind = MapKey::Kind::kString;
-      auto s = read_string(*ctx.mem, *ptr, *len, k.truncated);
-      if (!s) return std::nullopt;
-      k.s = std::move(s).value();
-      return k;
+      GORT_TRY(k.s, read_string(*ctx.mem, ptr, len, k.truncated));
+      return std::optional<MapKey>(std::move(k));
     }
-    if (size == 0 || size > 8) return std::nullopt;
+    if (size == 0 || size > 8) return std::optional<MapKey>{};
     uint64_t raw = 0;
-    if (!ctx.mem->read(RemoteAddr(key), std::span<uint8_t>(reinterpret_cast<uint8_t*>(&raw), size))) return std::nullopt;
+    GORT_TRY_VOID(ctx.mem->read(RemoteAddr(key), std::span<uint8_t>(reinterpret_cast<uint8_t*>(&raw), size)));
     return int_key(kind, raw, size);
   }
-  return std::nullopt;
+  return std::optional<MapKey>{};
+}
+
+void set_key(MapWriteEvent& e, const Probe& p, const ThreadRegs& r, const DecodeContext& ctx) {
+  auto k = decode_key(p, r, ctx);
+  if (k) e.key = std::move(k).value();
+  else e.undecoded.push_back("key: " + k.error().message);
 }
 
 }  // namespace
@@ -211,8 +230,8 @@ Result<MapWriteEvent> decode_map_write(const Probe& probe, const ThreadRegs& reg
   e.map = RemoteAddr(reg_by_name(regs, probe.map_reg));
   e.function = probe.function;
   e.time_ns = time_ns;
-  e.goroutine = read_goid(ctx, regs.r14);
-  e.key = decode_key(probe, regs, ctx);
+  set_goroutine(e, ctx, regs.r14);
+  set_key(e, probe, regs, ctx);
   if (return_addr == 0) {
     auto ra = ctx.mem->read_u64(RemoteAddr(regs.rsp));
     if (ra) return_addr = *ra;
@@ -227,7 +246,7 @@ Result<MapWriteEvent> decode_watch_hit(RemoteAddr map, const ThreadRegs& regs, u
   e.thread = regs.tid;
   e.map = map;
   e.time_ns = time_ns;
-  e.goroutine = read_goid(ctx, regs.r14);
+  set_goroutine(e, ctx, regs.r14);
   e.op = (flag_now & writing_mask) ? "write-begin" : "write-end";
   auto at = frames_at(ctx, RemoteAddr(regs.rip - static_cast<uint64_t>(ctx.slide)));
   if (!at.empty()) e.function = at.front().function;
@@ -251,10 +270,13 @@ nlohmann::json to_json(const MapWriteEvent& e) {
       case MapKey::Kind::kPointer: j["key"] = fmt::format("{:#x}", e.key->u); break;
       case MapKey::Kind::kString: j["key"] = e.key->s; break;
     }
+  } else if (std::any_of(e.undecoded.begin(), e.undecoded.end(), [](auto& u) { return u.starts_with("key: "); })) {
+    j["key"] = nullptr;
   }
   j["function"] = e.function;
   put_caller_json(j, e.caller);
   j["time_ns"] = e.time_ns;
+  if (!e.undecoded.empty()) j["undecoded"] = e.undecoded;
   return j;
 }
 
@@ -267,6 +289,7 @@ std::string to_text(const MapWriteEvent& e) {
     s += fmt::format(" from {} at {}:{}", c.function, c.file, c.line);
     for (size_t i = 1; i < e.caller.size(); ++i) s += fmt::format(" (inlined into {} at {}:{})", e.caller[i].function, e.caller[i].file, e.caller[i].line);
   }
+  for (const auto& u : e.undecoded) s += fmt::format(" [not decoded: {}]", u);
   return s;
 }
 

@@ -53,6 +53,10 @@ struct MapWriteEvent {
   /// first (what Go's tracebacks print), then the functions it was inlined into.
   std::vector<CallerFrame> caller;
   uint64_t time_ns = 0;         ///< CLOCK_MONOTONIC
+  /// Fields the decoder could not fill, each "field: why" ("key: cannot read 4 bytes at
+  /// 0xc000012345: process 8120 has exited"): a sampled hit is decoded after
+  /// the fact, when the program may have moved on or exited. Shown, never dropped.
+  std::vector<std::string> undecoded;
 };
 
 /// What a decode needs besides registers: the binary's pclntab (null: no callers), its
@@ -68,7 +72,8 @@ struct DecodeContext {
 
 /// Decodes a hit at PROBE's entry from REGS. RETURN_ADDR is [rsp] at the entry (from a perf
 /// sample's stack bytes; when 0 it is read from memory). Fails only when nothing sensible
-/// can be said (the map register is missing); unreadable g or key leave those fields empty.
+/// can be said (the map register is missing); an unreadable g or key leaves that field
+/// empty and says why in MapWriteEvent::undecoded.
 Result<MapWriteEvent> decode_map_write(const Probe& probe, const ThreadRegs& regs, uint64_t return_addr,
                                        const DecodeContext& ctx, uint64_t time_ns);
 
@@ -84,7 +89,8 @@ const char* map_op(ProbeRole role);
 
 /// The JSON line of the `--log` format:
 /// {"goroutine", "thread", "op", "map", "key"?, "function", "caller": {function, file, line},
-///  "inlined_into": [{function, file, line}...], "time_ns"}.
+///  "inlined_into": [{function, file, line}...], "time_ns", "undecoded"?: ["field: why"]};
+/// a key that could not be read is "key": null with its reason in "undecoded".
 nlohmann::json to_json(const MapWriteEvent& e);
 /// Sets j["caller"] (innermost frame, or null) and j["inlined_into"] (the rest): the
 /// caller part shared by every hit's JSON line.

@@ -7,6 +7,8 @@
 #include <fcntl.h>
 #include <unistd.h>
 
+#include <fmt/format.h>
+
 #include <cerrno>
 #include <cstring>
 #include <memory>
@@ -28,12 +30,32 @@ Result<std::unique_ptr<ProcMemory>> ProcMemory::open(int pid) {
 
 ProcMemory::~ProcMemory() { ::close(fd_); }
 
+namespace {
+
+// Whether PID has exited: gone, or a zombie (its memory is released at exit, before the
+// parent reaps it; /proc/PID/mem then reads nothing).
+bool has_exited(int pid) {
+  char buf[512];
+  int fd = ::open(fmt::format("/proc/{}/stat", pid).c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return true;
+  ssize_t n = ::read(fd, buf, sizeof buf - 1);
+  ::close(fd);
+  if (n <= 0) return true;
+  buf[n] = 0;
+  const char* close_paren = strrchr(buf, ')');  // comm may hold spaces and parentheses
+  return close_paren && close_paren[1] == ' ' && (close_paren[2] == 'Z' || close_paren[2] == 'X');
+}
+
+}  // namespace
+
 Result<void> ProcMemory::read(RemoteAddr addr, std::span<uint8_t> out) const {
   size_t done = 0;
   while (done < out.size()) {
     ssize_t n = pread(fd_, out.data() + done, out.size() - done, static_cast<off_t>(addr.value() + done));
     if (n > 0) { done += n; continue; }
     if (n < 0 && errno == EINTR) continue;
+    if ((n == 0 || errno == EIO || errno == ESRCH) && has_exited(pid_))
+      return make_error(ErrorKind::kIo, "cannot read {} bytes at {}: process {} has exited", out.size(), addr, pid_);
     if (n == 0 || errno == EIO || errno == EFAULT)
       return make_error(ErrorKind::kIo, "cannot read {} bytes at {} in process {}: not mapped", out.size(), addr, pid_);
     if (errno == ESRCH) return make_error(ErrorKind::kIo, "process {} is gone", pid_);

@@ -156,6 +156,35 @@ TEST_CASE("map_event: faststr key (ptr RCX, len RDI) and unreadable g") {
   CHECK(to_json(*e)["key"] == "hello\"");
 }
 
+TEST_CASE("map_event: what could not be read is said, never dropped (a sample drained after the exit)") {
+  Fixture f;
+  // Neither g nor the key's bytes are in memory any more: the registers still give the
+  // map, the thread and (from the sampled return address) the caller.
+  auto r = f.regs(0xc000100000);
+  r.rdi = 4;
+  auto e = decode_map_write(probe("runtime.mapassign_faststr", ProbeRole::kMapAssign, "rbx", "str"), r, kText + 0x25, f.ctx(), 1);
+  REQUIRE(e.ok());
+  CHECK(!e->key);
+  REQUIRE(e->undecoded.size() == 2);
+  CHECK(e->undecoded[0] == "goroutine: cannot read 8 bytes at 0xc000002098: not mapped");
+  CHECK(e->undecoded[1] == "key: cannot read 4 bytes at 0xc000100000: not mapped");
+  auto j = to_json(*e);
+  CHECK(j.contains("key"));
+  CHECK(j["key"].is_null());
+  CHECK(j["undecoded"] == nlohmann::json::array({"goroutine: cannot read 8 bytes at 0xc000002098: not mapped",
+                                                 "key: cannot read 4 bytes at 0xc000100000: not mapped"}));
+  CHECK(j["caller"]["function"] == "main.writer");
+  CHECK(to_text(*e) == "goroutine 0 thread 3601 assign map 0xc000072150 in runtime.mapassign_faststr from main.writer at "
+                       "/src/m.go:31 [not decoded: goroutine: cannot read 8 bytes at 0xc000002098: not mapped] "
+                       "[not decoded: key: cannot read 4 bytes at 0xc000100000: not mapped]");
+  // A probe without a key (mapclear) has no key field at all, and nothing undecoded.
+  f.mem.put(RemoteAddr(kG + 0x98), uint64_t{3});
+  auto c = decode_map_write(probe("runtime.mapclear", ProbeRole::kMapClear, "rbx", ""), r, kText + 0x25, f.ctx(), 1);
+  REQUIRE(c.ok());
+  CHECK(c->undecoded.empty());
+  CHECK(!to_json(*c).contains("key"));
+}
+
 TEST_CASE("map_event: generic mapassign reads the key through its pointer, sized by the key type") {
   Fixture f;
   f.key_type(5 /* int32 */, 4);
