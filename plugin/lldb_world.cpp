@@ -220,12 +220,23 @@ core::Result<int64_t> LldbWorld::syscall(int tid, uint64_t syscall_at, uint64_t 
   return out;
 }
 
+// One page at a time: LLDB splits a larger write into packets of 0x7fee bytes, so the
+// second packet starts at an odd address; lldb-server writes a packet word by word from
+// its start and reads the last, partial word whole, which past the end of a mapping (a
+// 64 KiB trampoline page with nothing mapped after it) fails: "memory write failed".
+// A write that starts at a page boundary, or stays inside one page, never reads past it.
 core::Result<void> LldbWorld::write(uint64_t addr, core::Bytes bytes) {
-  lldb::SBError err;
-  size_t n = process_.WriteMemory(addr, bytes.data(), bytes.size(), err);
-  if (err.Fail() || n != bytes.size())
-    return core::make_error(core::ErrorKind::kIo, "cannot write {} bytes at {:#x} through LLDB: {}", bytes.size(), addr,
-                            err.GetCString() ? err.GetCString() : "short write");
+  constexpr uint64_t kPage = 4096;
+  for (size_t done = 0; done < bytes.size();) {
+    uint64_t at = addr + done;
+    size_t n = std::min<size_t>(bytes.size() - done, kPage - at % kPage);
+    lldb::SBError err;
+    size_t wrote = process_.WriteMemory(at, bytes.data() + done, n, err);
+    if (err.Fail() || wrote != n)
+      return core::make_error(core::ErrorKind::kIo, "cannot write {} bytes at {:#x} through LLDB: {}", bytes.size(),
+                              addr, err.GetCString() ? err.GetCString() : "short write");
+    done += n;
+  }
   return {};
 }
 
