@@ -7,6 +7,7 @@
 
 #include <algorithm>
 #include <charconv>
+#include <climits>
 #include <cstring>
 #include <sstream>
 
@@ -17,9 +18,14 @@ constexpr char kMagic[] = "\xff Go buildinf:";
 constexpr size_t kMagicLen = 14;
 constexpr size_t kHeaderLen = 32;
 
+// Digits at I, saturating at INT_MAX: "go1.99999999999" is an unsupported version, not
+// a signed overflow.
 int parse_int(std::string_view s, size_t& i) {
   int v = 0;
-  while (i < s.size() && s[i] >= '0' && s[i] <= '9') v = v * 10 + (s[i++] - '0');
+  while (i < s.size() && s[i] >= '0' && s[i] <= '9') {
+    int d = s[i++] - '0';
+    v = v > (INT_MAX - d) / 10 ? INT_MAX : v * 10 + d;
+  }
   return v;
 }
 

@@ -10,8 +10,19 @@
 namespace gort::core {
 
 Result<std::unique_ptr<GoBinary>> GoBinary::open(const std::string& path, Options opts) {
+  GORT_TRY(auto elf, ElfFile::open(path));
+  return load(std::move(elf), opts);
+}
+
+Result<std::unique_ptr<GoBinary>> GoBinary::from_bytes(Bytes bytes, std::string name, Options opts) {
+  GORT_TRY(auto elf, ElfFile::from_bytes(bytes, std::move(name)));
+  return load(std::move(elf), opts);
+}
+
+Result<std::unique_ptr<GoBinary>> GoBinary::load(std::unique_ptr<ElfFile> elf, Options opts) {
   std::unique_ptr<GoBinary> b(new GoBinary());
-  GORT_TRY(b->elf_, ElfFile::open(path));
+  b->elf_ = std::move(elf);
+  const std::string& path = b->elf_->path();
   GORT_TRY(b->build_info_, read_buildinfo(*b->elf_));
   const GoVersion& v = b->build_info_.version;
   if (!is_supported(v)) {

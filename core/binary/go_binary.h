@@ -25,6 +25,9 @@ class GoBinary {
   /// Opens PATH. Errors (kBadInput / kUnsupported) are one clear line with a hint.
   static Result<std::unique_ptr<GoBinary>> open(const std::string& path, Options opts);
   static Result<std::unique_ptr<GoBinary>> open(const std::string& path) { return open(path, Options{}); }
+  /// The same on a binary already in memory (fuzzing, tests), named NAME in messages.
+  /// The bytes must outlive the GoBinary.
+  static Result<std::unique_ptr<GoBinary>> from_bytes(Bytes bytes, std::string name, Options opts);
 
   const ElfFile& elf() const { return *elf_; }
   const BuildInfo& build_info() const { return build_info_; }
@@ -47,6 +50,7 @@ class GoBinary {
 
  private:
   GoBinary() = default;
+  static Result<std::unique_ptr<GoBinary>> load(std::unique_ptr<ElfFile> elf, Options opts);
   std::unique_ptr<ElfFile> elf_;
   BuildInfo build_info_;
   MapImpl map_impl_ = MapImpl::kHmap;

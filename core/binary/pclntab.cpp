@@ -38,6 +38,13 @@ constexpr uint32_t kFuncdataInlTree = 3;
 constexpr uint32_t kNoFuncdata = 0xffffffffu;
 constexpr int kMaxInlineDepth = 1024;  // guards against parent cycles in corrupt tables
 
+// Adds a pcvalue table's zig-zag value delta UV to VAL with int32 wrap-around, as the Go
+// runtime's int32 arithmetic does (a corrupt table can step past INT32_MAX; in C++ that
+// would be signed overflow).
+inline int32_t add_zigzag(int32_t val, uint32_t uv) {
+  return int32_t(uint32_t(val) + (uint32_t(-(uv & 1)) ^ (uv >> 1)));
+}
+
 // Reads a uvarint of at most 32 bits; false on overrun.
 inline bool uvarint32(const uint8_t*& p, const uint8_t* end, uint32_t& out) {
   uint32_t v = 0;
@@ -75,7 +82,7 @@ PcValue decode_pcvalue(Bytes pctab, uint32_t off, uint64_t entry, uint64_t targe
     uint32_t uv, pcdelta;
     if (!uvarint32(p, end, uv) || !uvarint32(p, end, pcdelta))
       return {PcValue::kCorrupt, -1, size_t(p - pctab.data())};
-    val += int32_t(-(uv & 1) ^ (uv >> 1));
+    val = add_zigzag(val, uv);
     pc += uint64_t(pcdelta) * quantum;
     if (target < pc) {
       r.value = val;
@@ -421,7 +428,7 @@ Result<std::vector<InlinedRange>> Pclntab::inlined_ranges(const FuncInfo& fi) co
     if (!uvarint32(p, end, uv) || !uvarint32(p, end, pcdelta))
       return make_error(ErrorKind::kBadInput, "corrupt pclntab: inline index table of {} overruns at pctab offset {:#x}",
                         fi.name, p - t.pctab.data());
-    val += int32_t(-(uv & 1) ^ (uv >> 1));
+    val = add_zigzag(val, uv);
     uint64_t lo = pc;
     pc += uint64_t(pcdelta) * t.quantum;
     if (val < 0 || pc == lo) continue;

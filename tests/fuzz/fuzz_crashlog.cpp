@@ -1,7 +1,9 @@
 // libFuzzer target for gort triage's parser and analysis: any bytes -> parse_crashlog ->
 // triage -> to_json / to_text. Built by scripts/build-fuzz (clang -fsanitize=fuzzer,
-// address,undefined); run by tests/e2e/test_triage.py::test_fuzz_crashlog over the golden
-// crash logs.
+// address,undefined); run by tests/e2e/test_fuzz.py.
+//
+// Seeds: the golden crash logs, tests/golden/crashlogs/*.log (every fatal kind and
+// traceback mode, prefixed and truncated logs), each cut to its first 64 KiB at test time.
 #include "core/postmortem/crashlog.h"
 #include "core/postmortem/triage.h"
 #include "core/postmortem/verdict.h"

@@ -7,6 +7,7 @@
 
 #include "tests/unit/synthetic_pclntab.h"
 
+#include <cstdint>
 #include <cstring>
 #include <random>
 #include <string>
@@ -124,6 +125,18 @@ TEST_CASE("decode_pcvalue: truncated or out-of-range tables are kCorrupt with th
   Buf c = {0, 2, 0x10};  // value delta, pc delta, then no terminator and no more bytes
   CHECK(decode_pcvalue(Bytes(c), 1, 0, 0x10).status == PcValue::kCorrupt);
   CHECK(decode_pcvalue(Bytes(c), 1, 0, 0x0f).value == 0);
+}
+
+TEST_CASE("decode_pcvalue: values wrap at 32 bits as in the Go runtime (no signed overflow)") {
+  // Found by tests/fuzz/fuzz_pclntab under UBSan: a value delta that steps past INT32_MAX.
+  Buf b = {0};
+  uvarint(b, 0xfffffffe);  // zig-zag +INT32_MAX: -1 -> 2147483646
+  uvarint(b, 1);
+  uvarint(b, 4);           // +2: wraps to INT32_MIN, like runtime.pcvalue's int32 add
+  uvarint(b, 1);
+  b.push_back(0);
+  CHECK(decode_pcvalue(Bytes(b), 1, 0, 0).value == 2147483646);
+  CHECK(decode_pcvalue(Bytes(b), 1, 0, 1).value == INT32_MIN);
 }
 
 TEST_CASE("function table search and name lookup") {
@@ -298,7 +311,8 @@ TEST_CASE("every truncation and random corruption: an error or an answer, never 
   Synthetic s;
   size_t loaded = 0;
   for (size_t n = 0; n <= s.tab.size(); n++) {
-    Buf t(s.tab.begin(), s.tab.begin() + n);  // own copy: ASan sees reads past N
+    Buf t(s.tab.begin(), s.tab.begin() + n);  // a heap block of exactly N bytes: in gort_unit_tests_asan
+                                              // (scripts/build-fuzz) ASan reports any read past N
     auto p = Pclntab::from_bytes(Bytes(t), s.md, s.version(), Bytes(s.gofunc));
     if (!p) continue;
     loaded++;
