@@ -124,21 +124,21 @@ def build_race(tc: GoToolchain, name: str) -> Path:
     out_dir.mkdir(parents=True, exist_ok=True)
     out = out_dir / f"{name}-race"
     newest_src = max(p.stat().st_mtime for p in src.rglob("*") if p.is_file())
-    with open(out_dir / ".lock", "w") as lock:
+    with open(out_dir / f".lock-{out.name}", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
-        if out.exists() and out.stat().st_mtime >= newest_src:
-            return out
-        r = subprocess.run([str(tc.go), "build", "-race", "-o", str(out), "."], cwd=src,
-                           env=tc.env(CGO_ENABLED="1"), capture_output=True, text=True, timeout=600)
-        if r.returncode != 0:
-            raise RuntimeError(f"go build -race of {name} with {tc.version} failed:\n{r.stderr}")
+        if not (out.exists() and out.stat().st_mtime >= newest_src):
+            r = subprocess.run([str(tc.go), "build", "-race", "-o", str(out), "."], cwd=src,
+                               env=tc.env(CGO_ENABLED="1"), capture_output=True, text=True, timeout=600)
+            if r.returncode != 0:
+                raise RuntimeError(f"go build -race of {name} with {tc.version} failed:\n{r.stderr}")
     return out
 
 
 def run_race(exe: Path, *args, timeout=300) -> RaceRun:
     """Runs a -race binary with every race reported (halt_on_error=0) and parses them. The
-    race runtime exits 66 when it found races."""
-    env = dict(os.environ, GORACE="halt_on_error=0 exitcode=66")
+    race runtime exits 66 when it found races (and would sleep a second before exiting
+    without atexit_sleep_ms=0)."""
+    env = dict(os.environ, GORACE="halt_on_error=0 exitcode=66 atexit_sleep_ms=0")
     r = subprocess.run([str(exe), *map(str, args)], capture_output=True, text=True, timeout=timeout, env=env)
     return RaceRun(r.returncode, r.stdout, r.stderr, parse_races(r.stderr))
 

@@ -37,7 +37,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import BUILD_DIR, SOURCE_DIR, build_sample, go_nm, missing, variants_for
+from conftest import BUILD_DIR, IN_CI, SOURCE_DIR, build_sample, go_nm, missing, variants_for
 from test_plugin import PLUGIN
 
 GOLDEN_DIR = SOURCE_DIR / "tests" / "golden"
@@ -45,6 +45,9 @@ sys.path.insert(0, str(GOLDEN_DIR))
 from normalize import normalize  # noqa: E402
 
 REGEN = os.environ.get("GORT_REGEN_GOLDEN") == "1"
+if REGEN and IN_CI:
+    # A rewrite passes whatever the output: in CI the goldens are compared, never written.
+    raise pytest.UsageError("GORT_REGEN_GOLDEN=1 under CI=true: goldens are compared in CI, never rewritten")
 _written_this_session = set()
 
 

@@ -2,7 +2,7 @@
 
 - samples/unlocked_path: a Registry's map written under r.mu by Register and without it by
   refreshUnlocked; the writes almost never overlap in time. The report names the pair of
-  functions as an unsynchronized-map-write in at least 9 of 10 runs per Go version, on the
+  functions as an unsynchronized-map-write (9 of 10 runs on the primary versions), on the
   program's own map, with the program's mutex held on the Register side and no lock on
   the other. Its `read` mode (peekUnlocked reads without the lock) with --reads: an
   unsynchronized-map-read-write naming Register and peekUnlocked.
@@ -13,8 +13,10 @@
   those of gort's findings, sample by sample.
 
 Only the CLI is used: `gort record --sync [--reads] -o T -- BIN ARGS`, `gort report T --json`.
-One `gort record --sync` takes some 25 s here (placing and removing ~60 uprobes), so each
-recording is shared by the tests that read it (about 17 per Go version).
+Recordings use the in-process backend (about half a second each; the perf backend's ~60
+uprobes take 10-25 s to place and remove in these VMs), shared by the tests that read
+them; test_perf_backend_names_pair makes one perf recording per Go version, which covers
+the uprobe placement of every sync site kind. test_inproc.py compares the two backends.
 """
 import json
 import re
@@ -23,8 +25,12 @@ from dataclasses import dataclass
 
 import pytest
 
-from conftest import GORT, build_sample, is_primary, missing, run_gort
+from conftest import GORT, Rounds, build_sample, missing, rounds, run_gort, run_rounds
 import racecmp
+
+# Timing-sensitive (rates of N of M runs, exact counts that a starved reader could lose):
+# ctest runs these parts alone (tests/e2e/ctest_parts.py).
+pytestmark = pytest.mark.exclusive
 
 SYNCED_MODES = ["mutex", "rwmutex", "chan", "waitgroup", "once", "select"]
 REGISTER = "main.(*Registry).Register"
@@ -46,11 +52,12 @@ def need_sync_recording():
         missing("`gort record --sync` in this build of gort (issue 6)")
 
 
-def record_sync(trace, exe, *args, reads=False, timeout=300):
-    """`gort record --sync [--reads] -o TRACE -- EXE ARGS`; returns (the CompletedProcess, stdout+stderr)."""
+def record_sync(trace, exe, *args, reads=False, backend="inproc", timeout=300):
+    """`gort record --sync [--reads] --backend BACKEND -o TRACE -- EXE ARGS`; returns (the
+    CompletedProcess, stdout+stderr)."""
     need_sync_recording()
-    cmd = [str(GORT), "record", "-q", "--sync", *(["--reads"] if reads else []), "-o", str(trace),
-           "--", str(exe), *map(str, args)]
+    cmd = [str(GORT), "record", "-q", "--sync", *(["--reads"] if reads else []), "--backend", backend,
+           "-o", str(trace), "--", str(exe), *map(str, args)]
     r = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
     return r, r.stdout + r.stderr
 
@@ -116,20 +123,19 @@ class Recording:
         return "fatal error:" in self.out
 
 
-# `gort record --sync` takes tens of seconds in these VMs (placing and removing some 60
-# uprobes), so each recording is made once and shared by the tests that read it: the
-# agreement test compares the race detector with the recordings the other tests made.
+# Each recording is made once and shared by the tests that read it: the agreement test
+# compares the race detector with the recordings the other tests made.
 _recordings = {}
 
 
-def recording(toolchain, tmp_path_factory, sample, args, reads=False, i=0):
+def recording(toolchain, tmp_path_factory, sample, args, reads=False, i=0, backend="inproc"):
     """The I-th recording of samples/SAMPLE ARGS (with --reads if READS) by TOOLCHAIN."""
-    key = (toolchain.version, sample, tuple(args), reads, i)
+    key = (toolchain.version, sample, tuple(args), reads, i, backend)
     if key not in _recordings:
         exe = build_sample(toolchain, sample)
         d = tmp_path_factory.mktemp(f"hb-{toolchain.label}-{sample}-{'-'.join(args)}{'-reads' if reads else ''}")
         trace = d / f"{i}.trace"
-        r, out = record_sync(trace, exe, *args, reads=reads)
+        r, out = record_sync(trace, exe, *args, reads=reads, backend=backend)
         assert r.returncode == 0, out
         rec = Recording(trace, r, out)
         # The writers almost never overlap: a runtime throw is a failed run, not the test's end.
@@ -140,9 +146,9 @@ def recording(toolchain, tmp_path_factory, sample, args, reads=False, i=0):
     return _recordings[key]
 
 
-def unlocked_run(toolchain, tmp_path_factory, i, mode="write", reads=False):
+def unlocked_run(toolchain, tmp_path_factory, i, mode="write", reads=False, backend="inproc"):
     """One recorded run of samples/unlocked_path MODE: (finding naming the pair or None, why not, rep)."""
-    rec = recording(toolchain, tmp_path_factory, "unlocked_path", (mode,), reads, i)
+    rec = recording(toolchain, tmp_path_factory, "unlocked_path", (mode,), reads, i, backend)
     if rec.threw:
         return None, f"the program threw:\n{rec.out[-2000:]}", None
     the_map, mu = program_addrs(rec.proc.stdout)
@@ -164,39 +170,45 @@ def unlocked_run(toolchain, tmp_path_factory, i, mode="write", reads=False):
     return None, why, rep
 
 
+# A run of unlocked_path misses the pair only when its writes happen to overlap and the
+# runtime throws "concurrent map writes" first (docs/testing.md gives the measured rate):
+# 9 of 10 on the primary versions, 1 of 2 elsewhere.
+UNLOCKED_ROUNDS = dict(full=Rounds(9, 10), smoke=Rounds(1, 2), soak=Rounds(45, 50))
+
+
+def pair_named(toolchain, tmp_path_factory, mode, reads, backend="inproc"):
+    """run_rounds' one round: recording I names the pair (None) or why it does not."""
+    def one(i):
+        f, why, rep = unlocked_run(toolchain, tmp_path_factory, i, mode, reads, backend)
+        return None if f else f"{why}\n{brief(rep) if rep else ''}"
+    return one
+
+
 def test_unlocked_path_pair_named(toolchain, tmp_path_factory):
-    """At least 9 of 10 runs name Register (holding r.mu) and refreshUnlocked (holding
-    nothing) as an unsynchronized pair; stops once 9 have. On Go versions other than the
-    newest and 1.23 (the matrix), 2 of 3: each --sync recording takes ~10 s here."""
-    runs, need = (10, 9) if is_primary(toolchain) else (3, 2)
-    named, failures, good = 0, [], None
-    for i in range(runs):
-        f, why, rep = unlocked_run(toolchain, tmp_path_factory, i)
-        if f:
-            named, good = named + 1, i
-            if named == need:
-                break
-        else:
-            failures.append(f"run {i + 1}: {why}\n{brief(rep) if rep else ''}")
-            assert len(failures) <= runs - need, f"{toolchain.version}: {len(failures)} runs failed:\n" + "\n".join(failures)
-    assert named >= need, (named, failures)
-    # The text report names both functions too, and who holds what.
+    """Register (holding r.mu) and refreshUnlocked (holding nothing) named as an
+    unsynchronized pair (UNLOCKED_ROUNDS), and the text report says who holds what."""
+    n = run_rounds(rounds(toolchain, **UNLOCKED_ROUNDS), pair_named(toolchain, tmp_path_factory, "write", False),
+                   f"{toolchain.version} unlocked_path write")
+    good = next(i for i in range(n) if unlocked_run(toolchain, tmp_path_factory, i)[0])
     trace = recording(toolchain, tmp_path_factory, "unlocked_path", ("write",), False, good).trace
     text = run_gort("report", str(trace), check=True).stdout
     assert WRITE_KIND in text and REGISTER in text and REFRESH in text, text
     assert "holds: nothing" in text, text
 
 
+def test_perf_backend_names_pair(toolchain, tmp_path_factory):
+    """The perf backend (uprobes on every sync site kind: inlined Lock/Unlock, channel and
+    goroutine entry points) gives the same finding: one recording per Go version (the same
+    rate as above: a second run only if the first one threw)."""
+    run_rounds(Rounds(1, 2), pair_named(toolchain, tmp_path_factory, "write", False, backend="perf"),
+               f"{toolchain.version} unlocked_path write, perf backend")
+
+
 def test_unlocked_read_named(toolchain, tmp_path_factory):
     """--reads: peekUnlocked's unlocked read against Register's locked write is an
-    unsynchronized-map-read-write (one failed run of at most three is tolerated, as above)."""
-    failures = []
-    for i in range(3):
-        f, why, rep = unlocked_run(toolchain, tmp_path_factory, i, mode="read", reads=True)
-        if f:
-            break
-        failures.append(f"run {i + 1}: {why}\n{brief(rep) if rep else ''}")
-    assert len(failures) <= 1, "\n".join(failures)
+    unsynchronized-map-read-write (UNLOCKED_ROUNDS' rule, fewer rounds: 2 of 3)."""
+    run_rounds(rounds(toolchain, full=Rounds(2, 3), smoke=Rounds(1, 2), soak=Rounds(18, 20)),
+               pair_named(toolchain, tmp_path_factory, "read", True), f"{toolchain.version} unlocked_path read")
 
 
 def synced_clean(toolchain, tmp_path_factory, mode, reads=False):
@@ -221,16 +233,17 @@ def test_rwmutex_reads_no_findings(toolchain, tmp_path_factory):
 
 
 # The side-by-side agreement: (sample, args, --reads) -> the race detector's pairs == gort's.
+# Every sample on the primary versions; one racy and one synchronized one elsewhere (the
+# race detector's own pairs are checked on every version by test_race_detector_pairs).
 AGREEMENT = [("unlocked_path", ("write",), False), ("unlocked_path", ("read",), True)] + \
             [("synced", (m,), False) for m in SYNCED_MODES] + [("synced", ("rwmutex",), True)]
+AGREEMENT_SMOKE = [("unlocked_path", ("write",), False), ("synced", ("mutex",), False)]
 
 
-@pytest.mark.parametrize("sample,args,reads", AGREEMENT,
-                         ids=[f"{s}-{a[0]}{'-reads' if r else ''}" for s, a, r in AGREEMENT])
+@pytest.mark.parametrize("sample,args,reads", [
+    pytest.param(*a, id=f"{a[0]}-{a[1][0]}{'-reads' if a[2] else ''}",
+                 marks=() if a in AGREEMENT_SMOKE else pytest.mark.primary_only) for a in AGREEMENT])
 def test_agrees_with_race_detector(toolchain, tmp_path_factory, sample, args, reads):
-    if not is_primary(toolchain):
-        pytest.skip("compared with -race on the newest Go and Go 1.23 (the race detector's own pairs are "
-                    "checked on every version by test_race_detector_pairs)")
     need_sync_recording()
     try:
         race_exe = racecmp.build_race(toolchain, sample)
@@ -239,20 +252,20 @@ def test_agrees_with_race_detector(toolchain, tmp_path_factory, sample, args, re
     race = racecmp.run_race(race_exe, *args)
     assert race.returncode in (0, 66), race.stderr[-3000:]
     assert all(r.pair for r in race.races), race.stderr[-3000:]  # every stack restored
-    tries = []
-    # A racy sample's pair is missed in at most 1 run of 10 (above): up to 3 recordings here
-    # (those the other tests made, when they ran first).
-    for i in range(3 if race.pairs else 1):
+
+    def one(i):
         rec = recording(toolchain, tmp_path_factory, sample, args, reads, i)
         if rec.threw:
-            tries.append(f"run {i + 1}: the program threw")
-            continue
+            return "the program threw"
         ours = racecmp.gort_pairs(rec.report, racecmp.ALL_MAP_KINDS)
-        if ours == race.pairs:
-            return
-        tries.append(f"gort: {racecmp.fmt_pairs(ours)}\n{brief(rec.report, 2000)}")
-    pytest.fail(f"{toolchain.version} {sample} {' '.join(args)}: the race detector reports "
-                f"{racecmp.fmt_pairs(race.pairs)}\n" + "\n".join(tries) + "\n" + racecmp.trim_race_report(race.stderr))
+        if ours != race.pairs:
+            return f"gort: {racecmp.fmt_pairs(ours)}\n{brief(rec.report, 2000)}"
+        return None
+    # A racy sample's run misses its pair only when the program threw (UNLOCKED_ROUNDS): the
+    # recordings the other tests made are reused.
+    run_rounds(Rounds(1, 3 if race.pairs else 1), one,
+               f"{toolchain.version} {sample} {' '.join(args)}: the race detector reports "
+               f"{racecmp.fmt_pairs(race.pairs)}\n{racecmp.trim_race_report(race.stderr)}")
 
 
 def test_race_detector_pairs(toolchain):
@@ -273,73 +286,63 @@ def test_race_detector_pairs(toolchain):
         assert s.returncode == 0 and s.races == [] and f"{m} ok" in s.stdout, (m, s.stderr[-3000:])
 
 
+@pytest.mark.primary_only
 def test_lldb_record_sync(toolchain, tmp_path):
     """The plugin's recording: `gort record start --sync` in LLDB runs the same engine, and
-    the report names the same pair with the same locks."""
-    from test_plugin import PLUGIN, lldb_path
-    if not is_primary(toolchain):
-        pytest.skip("the plugin's recording is the recorder's engine: checked on the newest Go and Go 1.23")
+    the report names the same pair with the same locks (the plugin's engine is the
+    recorder's: the primary versions only)."""
+    from test_plugin import PLUGIN, lldb_path, run_lldb
     need_sync_recording()
     exe = build_sample(toolchain, "unlocked_path")
-    trace = tmp_path / "lldb.trace"
-    failures = []
-    for i in range(3):  # a rare run where the writes overlap throws instead: retried
-        r = subprocess.run([lldb_path(), "--no-lldbinit", "-b", "-o", f"plugin load {PLUGIN}", "-o", f"target create {exe}",
-                            "-o", "process launch --stop-at-entry", "-o", f"gort record start --sync -o {trace}",
-                            "-o", "process continue", "-o", "gort record stop"],
-                           capture_output=True, text=True, timeout=300)
+
+    def one(i):
+        trace = tmp_path / f"lldb{i}.trace"
+        r = run_lldb([lldb_path(), "--no-lldbinit", "-b", "-o", f"plugin load {PLUGIN}", "-o", f"target create {exe}",
+                      "-o", "process launch --stop-at-entry", "-o", f"gort record start --sync --backend inproc -o {trace}",
+                      "-o", "process continue", "-o", "gort record stop"], timeout=300)
         out = r.stdout + r.stderr
         assert re.search(r"gort: recorded (\d+) events \(0 lost\) to .*; ended: target exited", out), out
-        if "fatal error:" in out:
-            failures.append(out[-1500:])
-            continue
+        if "fatal error:" in out:   # the writes overlapped: the runtime threw (UNLOCKED_ROUNDS)
+            return f"the program threw:\n{out[-1500:]}"
         _, mu = program_addrs(out)
         rep = report_json(trace)
         fs = [f for f in rep["findings"] if f["kind"] == WRITE_KIND
               and racecmp.gort_pairs({"findings": [f]}, (WRITE_KIND,)) == {racecmp.pair(REGISTER, REFRESH)}]
         assert fs, brief(rep)
         assert check_locks(fs[0], REGISTER, REFRESH, mu) is None, brief(rep)
-        return
-    pytest.fail("every run threw:\n" + "\n".join(failures))
+        return None
+    run_rounds(Rounds(1, 2), one, f"{toolchain.version} gort record start --sync in LLDB")
 
 
-def test_variants_pie_stripped_noswiss(toolchain, tmp_path):
+@pytest.mark.parametrize("variant", [pytest.param("pie", marks=pytest.mark.primary_only),
+                                     pytest.param("stripped", marks=pytest.mark.primary_only), "noswiss"])
+def test_variants_pie_stripped_noswiss(toolchain, tmp_path, variant):
     """PIE (every sync object and site moves with the load slide), stripped (-s -w: the
     inline tree and the layouts table do the work, no DWARF, no symbols) and noswissmap
-    builds: the pair is named, with the program's mutex on Register's side; synced's mutex
-    mode stays clean."""
-    from conftest import variants_for
+    builds (1.24/1.25: hmap maps): the pair is named, with the program's mutex on
+    Register's side; synced's mutex mode stays clean."""
     need_sync_recording()
-    # hmap builds of 1.24/1.25 (noswissmap) on those versions; PIE and stripped on the newest and 1.23.
-    wanted = ("pie", "stripped", "noswiss") if is_primary(toolchain) else ("noswiss",)
-    if not [v for v in variants_for(toolchain, wanted) if v != "normal"]:
-        pytest.skip("PIE and stripped builds are checked on the newest Go and Go 1.23, noswissmap on 1.24/1.25")
-    for variant in variants_for(toolchain, wanted):
-        exe = build_sample(toolchain, "unlocked_path", variant)
-        ok, why = False, []
-        for i in range(2):
-            trace = tmp_path / f"{variant}{i}.trace"
-            r, out = record_sync(trace, exe, "write")
-            assert r.returncode == 0, out
-            if "fatal error:" in out:
-                why.append("threw")
-                continue
-            _, mu = program_addrs(r.stdout)
-            rep = report_json(trace)
-            fs = [f for f in rep["findings"] if f["kind"] == WRITE_KIND
-                  and racecmp.gort_pairs({"findings": [f]}, (WRITE_KIND,)) == {racecmp.pair(REGISTER, REFRESH)}]
-            bad = check_locks(fs[0], REGISTER, REFRESH, mu) if fs else "pair not named"
-            if bad is None:
-                ok = True
-                break
-            why.append(f"{bad}: {brief(rep)}")
-        assert ok, f"{variant}: " + "\n".join(why)
-        exe = build_sample(toolchain, "synced", variant)
-        trace = tmp_path / f"{variant}-synced.trace"
-        r, out = record_sync(trace, exe, "mutex")
-        assert r.returncode == 0 and "mutex ok" in r.stdout, out
+    exe = build_sample(toolchain, "unlocked_path", variant)
+
+    def one(i):
+        trace = tmp_path / f"{variant}{i}.trace"
+        r, out = record_sync(trace, exe, "write")
+        assert r.returncode == 0, out
+        if "fatal error:" in out:
+            return "the program threw"
+        _, mu = program_addrs(r.stdout)
         rep = report_json(trace)
-        assert rep["findings"] == [], f"{variant}: {brief(rep)}"
+        fs = [f for f in rep["findings"] if f["kind"] == WRITE_KIND
+              and racecmp.gort_pairs({"findings": [f]}, (WRITE_KIND,)) == {racecmp.pair(REGISTER, REFRESH)}]
+        bad = check_locks(fs[0], REGISTER, REFRESH, mu) if fs else "pair not named"
+        return None if bad is None else f"{bad}: {brief(rep)}"
+    run_rounds(Rounds(1, 2), one, f"{variant}: unlocked_path write")
+    exe = build_sample(toolchain, "synced", variant)
+    trace = tmp_path / f"{variant}-synced.trace"
+    r, out = record_sync(trace, exe, "mutex")
+    assert r.returncode == 0 and "mutex ok" in r.stdout, out
+    rep = report_json(trace)
+    assert rep["findings"] == [], f"{variant}: {brief(rep)}"
 
 
 def test_inspect_sync_sites(toolchain):

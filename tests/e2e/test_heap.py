@@ -14,7 +14,7 @@ import time
 
 import pytest
 
-from conftest import build_sample, is_primary, run_gort, variants_for
+from conftest import build_sample, rounds, run_gort, variants_for
 
 
 class Running:
@@ -97,8 +97,7 @@ def test_stripped_no_filled_by(toolchain):
 
 @pytest.mark.parametrize("mode", ["kept", "random"])
 def test_controls_no_findings(toolchain, mode):
-    rounds = 3 if is_primary(toolchain) else 1
-    for _ in range(rounds):
+    for _ in range(rounds(toolchain, full=3, smoke=1, soak=10).of):
         run = Running(build_sample(toolchain, "dangling"), mode)
         try:
             rep = scan("-p", run.pid)

@@ -58,9 +58,9 @@ def _exit_race(lldb_pid):
     return any(_stuck_at_exit(inferior) for server in _children(lldb_pid) for inferior in _children(server))
 
 
-def _run_once(args, timeout):
+def _run_once(args, timeout, **popen):
     """(CompletedProcess, hit the exit race); TimeoutExpired as subprocess.run raises it."""
-    p = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    p = subprocess.Popen(args, stdout=subprocess.PIPE, text=True, **{"stderr": subprocess.PIPE, **popen})
     deadline = time.monotonic() + timeout
     stuck_since = None
     while True:
@@ -83,12 +83,14 @@ def _run_once(args, timeout):
             raise subprocess.TimeoutExpired(args, timeout, output=out, stderr=err)
 
 
-def run_lldb(args, timeout=120):
-    r, race = _run_once(args, timeout)
-    if race or LLDB_FLAKE in r.stdout + r.stderr:
+def run_lldb(args, timeout=120, **popen):
+    """Runs `lldb -b` ARGS (POPEN: cwd, env, stderr=subprocess.STDOUT to merge), once more
+    on LLDB's own two exit flakes above and no other failure."""
+    r, race = _run_once(args, timeout, **popen)
+    if race or LLDB_FLAKE in r.stdout + (r.stderr or ""):
         print(f"run_lldb: {'lldb-server hung at the exit' if race else 'lost connection at the exit'}: rerunning once",
               file=sys.stderr)
-        r, race = _run_once(args, timeout)
+        r, race = _run_once(args, timeout, **popen)
         assert not race, f"lldb-server hung at the program's exit twice in a row:\n{r.stdout}{r.stderr}"
     return r
 

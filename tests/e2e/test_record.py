@@ -11,17 +11,19 @@
 """
 import collections
 import json
-import os
 import re
 import signal
 import subprocess
 import time
-from pathlib import Path
 
 import pytest
 
-from conftest import BUILD_DIR, build_sample, run_gort
-from test_detach import soak  # noqa: F401 (the fixture: a running samples/mapsoak)
+from attach import interrupt_after_cpu, linger, lldb_args, run
+from conftest import BUILD_DIR, Rounds, build_sample, rounds, run_gort, run_rounds
+
+# Timing-sensitive (rates of N of M runs, exact counts that a starved reader could lose):
+# ctest runs these parts alone (tests/e2e/ctest_parts.py).
+pytestmark = pytest.mark.exclusive
 
 GORT = BUILD_DIR / "bin" / "gort"
 
@@ -46,11 +48,36 @@ def frames(access):
     return [f["function"] for f in access["stack"]]
 
 
+def writers_named(r, rep):
+    """None when one concurrent-map-write finding of REP names main.writerA and
+    main.writerB, each on the goroutine samples/concurrent_writes printed for it (R: the
+    recording's CompletedProcess, whose stdout is the program's); else why not."""
+    ids = {m[1]: int(m[2]) for m in re.finditer(r"^(writer[AB]) goroutine (\d+)$", r.stdout, re.M)}
+    assert set(ids) == {"writerA", "writerB"}, r.stdout
+    seen = []
+    for f in rep["findings"]:
+        assert f["kind"] == "concurrent-map-write", f
+        by_fn = {}
+        for a in f["accesses"]:
+            for fn in frames(a):
+                if fn in ("main.writerA", "main.writerB"):
+                    by_fn[fn[5:]] = a["goroutine"]
+        if by_fn == ids:
+            return None
+        seen.append(by_fn)
+    return f"program ids {ids}, findings name {seen or 'nothing'}: {json.dumps(rep)[:3000]}"
+
+
+# Both writers are named in every run seen here but for a rare run whose overlap the
+# recording missed (docs/testing.md gives the measured rate): 9 of 10 on the primary
+# versions, 1 of 2 elsewhere.
+CONCURRENT_ROUNDS = dict(full=Rounds(9, 10), smoke=Rounds(1, 2), soak=Rounds(45, 50))
+
+
 def test_concurrent_writers_named(toolchain, tmp_path):
     exe = build_sample(toolchain, "concurrent_writes")
-    named = 0
-    outs = []
-    for i in range(10):
+
+    def one(i):
         trace = tmp_path / f"cw{i}.trace"
         r = record("-o", str(trace), "--", str(exe))
         out = r.stdout + r.stderr
@@ -59,25 +86,10 @@ def test_concurrent_writers_named(toolchain, tmp_path):
         # first ("bad map state"): the overlap is still recorded.
         assert "fatal error: " in out, out
         assert re.search(r"ended: target exited with status 2", out), out
-        ids = {m[1]: int(m[2]) for m in re.finditer(r"^(writer[AB]) goroutine (\d+)$", r.stdout, re.M)}
         rep = report_json(trace)
         assert rep["stats"]["events"] > 0, rep
-        ok = False
-        for f in rep["findings"]:
-            assert f["kind"] == "concurrent-map-write"
-            by_fn = {}
-            for a in f["accesses"]:
-                for fn in frames(a):
-                    if fn in ("main.writerA", "main.writerB"):
-                        by_fn[fn] = a["goroutine"]
-            if set(by_fn) == {"main.writerA", "main.writerB"}:
-                # The goroutine ids are the program's own.
-                assert by_fn["main.writerA"] == ids.get("writerA"), (by_fn, ids, f)
-                assert by_fn["main.writerB"] == ids.get("writerB"), (by_fn, ids, f)
-                ok = True
-        named += ok
-        outs.append((out, json.dumps(rep)[:3000]))
-    assert named >= 9, f"both writers named in {named} of 10 runs; last run:\n{outs[-1][0]}\n{outs[-1][1]}"
+        return writers_named(r, rep)
+    run_rounds(rounds(toolchain, **CONCURRENT_ROUNDS), one, f"{toolchain.version} concurrent_writes")
 
 
 def test_locked_writers_no_finding(toolchain, tmp_path):
@@ -150,7 +162,7 @@ def test_attach_and_interrupt(toolchain, soak, tmp_path):
 
 
 def test_kill9_recorder(toolchain, soak, tmp_path):
-    for i in range(3):
+    for i in range(rounds(toolchain, full=2, smoke=1, soak=10).of):
         s = soak()
         trace = tmp_path / f"k{i}.trace"
         p = subprocess.Popen([str(GORT), "record", "-q", "-p", str(s.pid), "-o", str(trace)],
@@ -215,38 +227,33 @@ def test_lldb_record_start_stop(toolchain, tmp_path):
     assert re.search(r"gort: recording map writes of process \d+ to .*: \d+ sites, \d hardware", out), out
     m = re.search(r"gort: recorded (\d+) events \((\d+) lost\) to .*; ended: target exited", out)
     assert m and int(m[1]) > 0, out
-    rep = report_json(trace)
-    named = [f for f in rep["findings"]
-             if {"main.writerA", "main.writerB"} <= {fn for a in f["accesses"] for fn in frames(a)}]
-    assert named, json.dumps(rep)[:3000]
+    # the program's output is in LLDB's: the writers' goroutine ids
+    assert writers_named(r, report_json(trace)) is None
 
 
 def test_lldb_detach_ends_recording(toolchain, soak, tmp_path):
     """Detaching stops the recording first (the trace gets its summary) and leaves the
     program unharmed."""
-    from test_detach import lldb_args, run, LINGER, interrupt_after
     s = soak()
     trace = tmp_path / "d.trace"
-    out = run(lldb_args(s.pid, f"gort record start -o {trace}", interrupt_after(0.5), "process continue",
-                        "process detach", LINGER))
+    out = run(lldb_args(s.pid, f"gort record start -o {trace}", interrupt_after_cpu(s.pid), "process continue",
+                        "process detach", linger(s.pid)))
     assert re.search(r"gort: before detaching: gort: recorded (\d+) events", out), out
     rep = report_json(trace)
     assert rep["stats"]["events"] > 0 and rep["findings"] == []
     s.finish("gort record start, detach")
 
 
-def test_variants_pie_stripped_noswiss(toolchain, tmp_path):
+@pytest.mark.parametrize("variant", ["pie", "stripped", "noswiss"])
+def test_variants_pie_stripped_noswiss(toolchain, tmp_path, variant):
     """PIE (hardware breakpoints need the load slide), stripped (-s -w: no symbols, no
     DWARF), and hmap builds of Go 1.24/1.25 (GOEXPERIMENT=noswissmap): both writers named
-    in at least 2 of 3 runs each."""
-    from conftest import variants_for
-    for variant in variants_for(toolchain, ("pie", "stripped", "noswiss")):
-        exe = build_sample(toolchain, "concurrent_writes", variant)
-        named = 0
-        for i in range(3):
-            trace = tmp_path / f"{variant}{i}.trace"
-            r = record("-o", str(trace), "--max-hw", "4", "--", str(exe))
-            assert r.returncode == 0 and "4 hardware" in r.stderr, r.stderr
-            fns = {fn for f in report_json(trace)["findings"] for a in f["accesses"] for fn in frames(a)}
-            named += {"main.writerA", "main.writerB"} <= fns
-        assert named >= 2, f"{variant}: both writers named in {named} of 3 runs"
+    (CONCURRENT_ROUNDS' rate: a second run only if the first missed)."""
+    exe = build_sample(toolchain, "concurrent_writes", variant)
+
+    def one(i):
+        trace = tmp_path / f"{variant}{i}.trace"
+        r = record("-o", str(trace), "--max-hw", "4", "--", str(exe))
+        assert r.returncode == 0 and "4 hardware" in r.stderr, r.stderr
+        return writers_named(r, report_json(trace))
+    run_rounds(Rounds(1, 2), one, f"{variant}: concurrent_writes")
