@@ -126,6 +126,14 @@ LldbWorld::~LldbWorld() {
   if (resume_ && process_.IsValid() && process_.GetState() == lldb::eStateStopped) {
     debugger_.SetAsync(true);  // a synchronous continue would wait for the next stop
     process_.Continue();
+    // An asynchronous continue returns before LLDB's state thread has the process
+    // running: until then GetState() still says stopped, and a gort command right after
+    // this one (`gort record stop` 20 ms after `start`, in a script) would take the world
+    // for stopped and write into a running program ("process is running"). Wait for the
+    // state to leave stopped (it does within milliseconds; 2 s is a bound, not a delay).
+    auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(2);
+    while (process_.GetState() == lldb::eStateStopped && std::chrono::steady_clock::now() < deadline)
+      std::this_thread::sleep_for(std::chrono::microseconds(200));
   }
   if (debugger_.IsValid()) debugger_.SetAsync(was_async_);
 }

@@ -54,6 +54,7 @@ class Soak:
         """Lets it run on (anything left behind would fire), ends it, checks it was not harmed."""
         self.ran_on()
         assert self.p.poll() is None, f"the program died after gort left ({context}):\n{self.output()}"
+        assert lldb_wait.state(self.pid) != "T", f"the program is stopped (by a signal) after gort left ({context})"
         assert self.tracer() == 0, f"still traced after gort left ({context})"
         self.ran_on()
         self.p.stdin.write(b"stop\n")

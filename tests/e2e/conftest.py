@@ -192,6 +192,7 @@ def pytest_configure(config):
                                        "(tests/e2e/ctest_parts.py)")
     config.addinivalue_line("markers", "primary_only: runs on the primary Go versions only (the newest and 1.23); "
                                        "the others run a smoke subset (rounds(): one rule for the whole suite)")
+    config.addinivalue_line("markers", "newest_only: runs on the newest supported Go only (1.23 runs a smoke subset)")
 
 
 def _uses_toolchain(item) -> bool:
@@ -204,8 +205,8 @@ def _minor_of(item):
 
 
 def pytest_collection_modifyitems(config, items):
-    """GORT_TEST_SCOPE (ctest's split of a file); tests marked primary_only on the other
-    versions; and combinations that do not exist: a GOEXPERIMENT=noswissmap build outside
+    """GORT_TEST_SCOPE (ctest's split of a file); tests marked primary_only (newest_only)
+    on the other versions; and combinations that do not exist: a GOEXPERIMENT=noswissmap build outside
     Go 1.24/1.25 (a `variant` parameter)."""
     scope = os.environ.get("GORT_TEST_SCOPE", "")
     exclusive = os.environ.get("GORT_TEST_EXCLUSIVE", "")
@@ -225,6 +226,8 @@ def pytest_collection_modifyitems(config, items):
         elif variant == "noswiss" and minor is not None and minor not in (24, 25):
             drop.append(item)
         elif item.get_closest_marker("primary_only") and minor is not None and minor not in PRIMARY:
+            drop.append(item)
+        elif item.get_closest_marker("newest_only") and minor is not None and minor != NEWEST:
             drop.append(item)
         else:
             keep.append(item)

@@ -17,14 +17,24 @@ import time
 TIMEOUT = 60.0  # seconds: a condition not met by then is the test's failure, not a hang
 
 
-def cpu_ticks(pid):
-    """utime + stime of PID in clock ticks (None once it is gone)."""
+def _stat(pid):
     try:
         with open(f"/proc/{pid}/stat") as f:
-            fields = f.read().rsplit(")", 1)[1].split()
+            return f.read().rsplit(")", 1)[1].split()
     except OSError:
         return None
-    return int(fields[11]) + int(fields[12])
+
+
+def state(pid):
+    """PID's state letter (R, S, D, T stopped, t traced, Z zombie), None once it is gone."""
+    fields = _stat(pid)
+    return fields[0] if fields else None
+
+
+def cpu_ticks(pid):
+    """utime + stime of PID in clock ticks (None once it is gone)."""
+    fields = _stat(pid)
+    return int(fields[11]) + int(fields[12]) if fields else None
 
 
 def _interrupt_when(process, cond):
@@ -56,11 +66,12 @@ def interrupt_after_cpu(process, pid, ticks=5):
 
 
 def ran_on(pid, ticks=5):
-    """Returns once PID has used TICKS more clock ticks of CPU (or is gone, or TIMEOUT)."""
+    """Returns once PID has used TICKS more clock ticks of CPU, or cannot any more (gone, a
+    zombie, or stopped by a signal: the caller's checks then say so), or after TIMEOUT."""
     start = cpu_ticks(pid)
     deadline = time.monotonic() + TIMEOUT
     while start is not None and time.monotonic() < deadline:
         now = cpu_ticks(pid)
-        if now is None or now - start >= ticks:
+        if now is None or now - start >= ticks or state(pid) in ("Z", "X", "T"):
             return
         time.sleep(0.005)

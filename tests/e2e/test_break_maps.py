@@ -15,9 +15,6 @@ import pytest
 from conftest import build_sample
 from test_plugin import PLUGIN, lldb_batch, lldb_path, run_lldb
 
-# Timing-sensitive (rates of N of M runs, exact counts that a starved reader could lose):
-# ctest runs these parts alone (tests/e2e/ctest_parts.py).
-pytestmark = pytest.mark.exclusive
 
 N = 2000
 ENV = {"GOMAXPROCS": "1", "GODEBUG": "asyncpreemptoff=1", "GOGC": "off"}

@@ -40,9 +40,11 @@ MARK = "@@gort@@"
 # GDB's own line for each breakpoint or watchpoint created (gort's line follows it)
 # LLDB's asynchronous note, printed once, wherever its event thread gets to it
 LLDB_NO_GO = 'has no plugin for the language "go"'
-# and GDB 13's complaint about Linux 6's larger xsave notes when it reads a core's threads
+# and GDB 13's complaints about Linux 6's larger xsave notes when it reads a core's
+# threads (which of the two it prints depends on the CPU's xsave size)
 GDB_MENTION = re.compile(r"^((Breakpoint|Hardware assisted breakpoint|Hardware watchpoint|Watchpoint) \d+[: ]"
-                         r"|warning: Unexpected size of section `\.reg-xstate/)")
+                         r"|warning: Unexpected size of section `\.reg-xstate/"
+                         r"|warning: Section `\.reg-xstate/\d+' in core file too small)")
 
 
 def tools():
@@ -233,17 +235,19 @@ SAMPLE = {"goroutines-bt": "goroutines", "errors-bad-args": "goroutines", "break
           "map-stophere": "mapdump"}
 
 
-@pytest.mark.parametrize("scenario", SCENARIOS)
-@pytest.mark.parametrize("variant", ["normal", "pie", "stripped"])
+# mapdump prints its type descriptors' link-time addresses: map-stophere needs a
+# fixed-address build, so it has no PIE case.
+CASES = [(s, v) for v in ("normal", "pie", "stripped") for s in SCENARIOS if (s, v) != ("map-stophere", "pie")]
+
+
+@pytest.mark.parametrize("scenario,variant", CASES)
 def test_same_output_as_lldb(toolchain, scenario, variant, tmp_path):
     gdb, lldb = tools()
     sample = SAMPLE.get(scenario, "mapwrites")
     exe = tmp_path / sample
     shutil.copy2(build_sample(toolchain, sample, variant), exe)
     nm = go_nm(toolchain, build_sample(toolchain, sample, "normal" if variant == "stripped" else variant))
-    types = mapdump_types(exe) if sample == "mapdump" and variant != "pie" else {}
-    if sample == "mapdump" and variant == "pie":
-        pytest.skip("mapdump prints its type descriptors' link-time addresses only in a fixed-address build")
+    types = mapdump_types(exe) if sample == "mapdump" else {}
     lsetup, gsetup, cmds = setups(exe, nm, variant, types)[scenario]
     lo = run_lldb(lldb, [f"plugin load {PLUGIN}"] + with_markers(lsetup + cmds, "lldb"), tmp_path, _env())
     go = run_gdb(gdb, [f"source {GDB_SCRIPT}"] + with_markers(gsetup + cmds, "gdb"), tmp_path, _env())

@@ -37,7 +37,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import BUILD_DIR, IN_CI, SOURCE_DIR, build_sample, go_nm, missing, variants_for
+from conftest import BUILD_DIR, IN_CI, SOURCE_DIR, build_sample, go_nm, missing
 from test_plugin import PLUGIN
 
 GOLDEN_DIR = SOURCE_DIR / "tests" / "golden"
@@ -103,8 +103,6 @@ def test_golden(toolchain, scenario, variant, tmp_path):
     meta, body = parse_script(GOLDEN_DIR / f"{scenario}.lldb")
     sample = meta.get("sample", "none")
     per_impl = meta.get("goldens") == "per-impl"
-    if variant == "noswiss" and variant not in variants_for(toolchain, ("noswiss",)):
-        pytest.skip(f"GOEXPERIMENT=noswissmap exists only in Go 1.24/1.25, not {toolchain.version}")
 
     exe, dirs = None, {"$TMP": str(tmp_path), "$BUILD": str(BUILD_DIR), "$SRC": str(SOURCE_DIR)}
     values = {"PLUGIN": PLUGIN, "TMP": tmp_path}

@@ -28,9 +28,6 @@ import pytest
 from conftest import GORT, Rounds, build_sample, missing, rounds, run_gort, run_rounds
 import racecmp
 
-# Timing-sensitive (rates of N of M runs, exact counts that a starved reader could lose):
-# ctest runs these parts alone (tests/e2e/ctest_parts.py).
-pytestmark = pytest.mark.exclusive
 
 SYNCED_MODES = ["mutex", "rwmutex", "chan", "waitgroup", "once", "select"]
 REGISTER = "main.(*Registry).Register"
@@ -184,6 +181,7 @@ def pair_named(toolchain, tmp_path_factory, mode, reads, backend="inproc"):
     return one
 
 
+@pytest.mark.exclusive  # a rate or an exact count: timing-sensitive, run alone
 def test_unlocked_path_pair_named(toolchain, tmp_path_factory):
     """Register (holding r.mu) and refreshUnlocked (holding nothing) named as an
     unsynchronized pair (UNLOCKED_ROUNDS), and the text report says who holds what."""
@@ -196,6 +194,7 @@ def test_unlocked_path_pair_named(toolchain, tmp_path_factory):
     assert "holds: nothing" in text, text
 
 
+@pytest.mark.exclusive  # a rate or an exact count: timing-sensitive, run alone
 def test_perf_backend_names_pair(toolchain, tmp_path_factory):
     """The perf backend (uprobes on every sync site kind: inlined Lock/Unlock, channel and
     goroutine entry points) gives the same finding: one recording per Go version (the same
@@ -204,6 +203,7 @@ def test_perf_backend_names_pair(toolchain, tmp_path_factory):
                f"{toolchain.version} unlocked_path write, perf backend")
 
 
+@pytest.mark.exclusive  # a rate or an exact count: timing-sensitive, run alone
 def test_unlocked_read_named(toolchain, tmp_path_factory):
     """--reads: peekUnlocked's unlocked read against Register's locked write is an
     unsynchronized-map-read-write (UNLOCKED_ROUNDS' rule, fewer rounds: 2 of 3)."""
@@ -286,6 +286,7 @@ def test_race_detector_pairs(toolchain):
         assert s.returncode == 0 and s.races == [] and f"{m} ok" in s.stdout, (m, s.stderr[-3000:])
 
 
+@pytest.mark.exclusive  # a rate or an exact count: timing-sensitive, run alone
 @pytest.mark.primary_only
 def test_lldb_record_sync(toolchain, tmp_path):
     """The plugin's recording: `gort record start --sync` in LLDB runs the same engine, and
@@ -314,6 +315,7 @@ def test_lldb_record_sync(toolchain, tmp_path):
     run_rounds(Rounds(1, 2), one, f"{toolchain.version} gort record start --sync in LLDB")
 
 
+@pytest.mark.exclusive  # a rate or an exact count: timing-sensitive, run alone
 @pytest.mark.parametrize("variant", [pytest.param("pie", marks=pytest.mark.primary_only),
                                      pytest.param("stripped", marks=pytest.mark.primary_only), "noswiss"])
 def test_variants_pie_stripped_noswiss(toolchain, tmp_path, variant):

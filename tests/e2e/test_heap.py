@@ -10,11 +10,10 @@ import re
 import resource
 import signal
 import subprocess
-import time
 
 import pytest
 
-from conftest import build_sample, rounds, run_gort, variants_for
+from conftest import build_sample, rounds, run_gort
 
 
 class Running:

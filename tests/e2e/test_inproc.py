@@ -22,9 +22,6 @@ from attach import interrupt_after_cpu, kill_lldb, linger, lldb_args
 from conftest import BUILD_DIR, Rounds, build_sample, rounds, run_gort, run_rounds
 from test_record import dump_events, report_json, wait_for_events, writers_named
 
-# Timing-sensitive (rates of N of M runs, exact counts that a starved reader could lose):
-# ctest runs these parts alone (tests/e2e/ctest_parts.py).
-pytestmark = pytest.mark.exclusive
 
 GORT = BUILD_DIR / "bin" / "gort"
 N = 100_000
@@ -93,6 +90,7 @@ def test_exact_counts_attached(toolchain, tmp_path):
     check_counts(out_f.read_text() + out, trace, N)
 
 
+@pytest.mark.exclusive  # a rate or an exact count: timing-sensitive, run alone
 def test_concurrent_writers_named(toolchain, tmp_path):
     """Both writers named in one finding, each with the goroutine id the program prints
     (test_record.CONCURRENT_ROUNDS' rate)."""
@@ -121,7 +119,7 @@ def check_left_mapped(pid, outputs):
     """Nothing of gort stays mapped in PID but what a recording said it left (a thread
     inside a signal handler through every try, docs/inproc.md): one ring per warning, no
     silent leak. The warning is not taken as proof: the mappings are counted."""
-    warned = sum("stay mapped" in o for o in outputs)
+    warned = sum(o.count("stay mapped") for o in outputs)
     assert gort_mappings(pid) == warned, f"{gort_mappings(pid)} gort ring mapping(s) left, {warned} announced"
     return warned
 
@@ -171,15 +169,22 @@ def test_kill9_recorder(toolchain, soak, tmp_path):
         assert rep["stats"]["events"] > 0
 
 
+DIFFERENTIAL = [("unlocked_path", ("write",), False), ("unlocked_path", ("read",), True),
+                *[("synced", (m,), False) for m in ("mutex", "rwmutex", "chan", "waitgroup", "once", "select")]]
+DIFFERENTIAL_SMOKE = [("unlocked_path", ("write",), False), ("synced", ("mutex",), False)]
+
+
+@pytest.mark.exclusive  # a rate or an exact count: timing-sensitive, run alone
 @pytest.mark.primary_only
-@pytest.mark.parametrize("sample,args,reads", [("unlocked_path", ("write",), False), ("unlocked_path", ("read",), True),
-                                               *[("synced", (m,), False) for m in
-                                                 ("mutex", "rwmutex", "chan", "waitgroup", "once", "select")]])
+@pytest.mark.parametrize("sample,args,reads", [
+    pytest.param(*d, id=f"{d[0]}-{d[1][0]}", marks=() if d in DIFFERENTIAL_SMOKE else pytest.mark.newest_only)
+    for d in DIFFERENTIAL])
 def test_same_findings_as_perf(toolchain, tmp_path, sample, args, reads):
     """`gort record --sync` with each backend on the same program: the same unsynchronized
     pairs (by function), and none where the sample synchronizes its map; both recorded
-    writes and sync events. The primary versions only (a perf --sync recording takes
-    10-25 s here; test_happens_before records every version with both backends)."""
+    writes and sync events. Every sample on the newest Go, a racy and a synchronized one on
+    1.23 (a perf --sync recording takes 10-25 s here; test_happens_before records every
+    version with both backends)."""
     exe = build_sample(toolchain, sample)
     pairs = {}
     for backend in ("perf", "inproc"):
@@ -244,6 +249,7 @@ def test_lldb_exact_counts(toolchain, tmp_path, variant):
     check_counts(out, trace, N)
 
 
+@pytest.mark.exclusive  # a rate or an exact count: timing-sensitive, run alone
 def test_lldb_concurrent_writers_named(toolchain, tmp_path):
     """Under LLDB: both writers named with their goroutine ids (the program's output is in
     LLDB's), test_record.CONCURRENT_ROUNDS' rate."""

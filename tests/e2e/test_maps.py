@@ -10,7 +10,7 @@ import re
 
 import pytest
 
-from conftest import build_sample, go_nm, variants_for
+from conftest import build_sample, go_nm
 from test_plugin import command_output, lldb_batch
 
 SIGURG = "process handle SIGURG -n false -p true -s false"
@@ -33,14 +33,8 @@ def json_after(stdout, cmd):
     return json.loads(lines[0])
 
 
-def variants(tc):
-    return variants_for(tc, ("normal", "noswiss"))
-
-
 @pytest.mark.parametrize("variant", ["normal", "noswiss"])
 def test_map_at_stophere(toolchain, variant, tmp_path):
-    if variant not in variants(toolchain):
-        pytest.skip(f"GOEXPERIMENT=noswissmap exists only in Go 1.24/1.25, not {toolchain.version}")
     exe = build_sample(toolchain, "mapdump", variant)
     import subprocess
     types = parse_output(subprocess.run([str(exe)], capture_output=True, text=True, check=True).stdout)
@@ -80,8 +74,6 @@ def test_map_at_stophere(toolchain, variant, tmp_path):
 
 @pytest.mark.parametrize("variant", ["normal", "noswiss"])
 def test_map_at_mapassign_entry(toolchain, variant, tmp_path):
-    if variant not in variants(toolchain):
-        pytest.skip(f"GOEXPERIMENT=noswissmap exists only in Go 1.24/1.25, not {toolchain.version}")
     exe = build_sample(toolchain, "mapdump", variant)
     syms = go_nm(toolchain, exe)
     out = tmp_path / "out.txt"

@@ -20,7 +20,7 @@ import subprocess
 
 import pytest
 
-from conftest import BUILD_DIR, ElfImage, build_sample, go_nm, go_tool, missing, run_gort, variants_for
+from conftest import BUILD_DIR, ElfImage, build_sample, go_nm, missing, run_gort
 
 MAP_FUNCS = {
     "runtime.mapassign": "map-assign",
@@ -176,8 +176,6 @@ def addr2line_names(tc, binary, addrs):
 
 @pytest.mark.parametrize("variant", ["normal", "pie", "noswiss", "checkptr", "debug"])
 def test_probe_plan_unstripped(toolchain, variant):
-    if variant not in variants_for(toolchain, ("normal", "pie", "noswiss", "checkptr", "debug")):
-        pytest.skip(f"GOEXPERIMENT=noswissmap does not exist in {toolchain.version}")
     binary = build_sample(toolchain, "mapwrites", variant)
     plan = inspect(binary)
     probes = check_plan(toolchain, variant, binary, plan, go_nm(toolchain, binary))

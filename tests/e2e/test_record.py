@@ -21,9 +21,6 @@ import pytest
 from attach import interrupt_after_cpu, linger, lldb_args, run
 from conftest import BUILD_DIR, Rounds, build_sample, rounds, run_gort, run_rounds
 
-# Timing-sensitive (rates of N of M runs, exact counts that a starved reader could lose):
-# ctest runs these parts alone (tests/e2e/ctest_parts.py).
-pytestmark = pytest.mark.exclusive
 
 GORT = BUILD_DIR / "bin" / "gort"
 
@@ -74,6 +71,7 @@ def writers_named(r, rep):
 CONCURRENT_ROUNDS = dict(full=Rounds(9, 10), smoke=Rounds(1, 2), soak=Rounds(45, 50))
 
 
+@pytest.mark.exclusive  # a rate or an exact count: timing-sensitive, run alone
 def test_concurrent_writers_named(toolchain, tmp_path):
     exe = build_sample(toolchain, "concurrent_writes")
 
@@ -92,6 +90,7 @@ def test_concurrent_writers_named(toolchain, tmp_path):
     run_rounds(rounds(toolchain, **CONCURRENT_ROUNDS), one, f"{toolchain.version} concurrent_writes")
 
 
+@pytest.mark.exclusive  # a rate or an exact count: timing-sensitive, run alone
 def test_locked_writers_no_finding(toolchain, tmp_path):
     exe = build_sample(toolchain, "locked_writes")
     trace = tmp_path / "locked.trace"
@@ -104,6 +103,7 @@ def test_locked_writers_no_finding(toolchain, tmp_path):
     assert rep["stats"]["lost"] == 0, rep["stats"]
 
 
+@pytest.mark.exclusive  # a rate or an exact count: timing-sensitive, run alone
 def test_events_cover_later_threads_and_goroutines(toolchain, tmp_path):
     """Launched from its first instruction: the writers run on threads the runtime creates
     later, and their goroutines are created during the recording, with the ids the
@@ -244,6 +244,7 @@ def test_lldb_detach_ends_recording(toolchain, soak, tmp_path):
     s.finish("gort record start, detach")
 
 
+@pytest.mark.exclusive  # a rate or an exact count: timing-sensitive, run alone
 @pytest.mark.parametrize("variant", ["pie", "stripped", "noswiss"])
 def test_variants_pie_stripped_noswiss(toolchain, tmp_path, variant):
     """PIE (hardware breakpoints need the load slide), stripped (-s -w: no symbols, no

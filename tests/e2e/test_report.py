@@ -23,7 +23,7 @@ import subprocess
 
 import pytest
 
-from conftest import BUILD_DIR, GORT, build_sample, missing, run_gort
+from conftest import GORT, build_sample, missing, run_gort
 
 PERF = shutil.which("perf")
 
