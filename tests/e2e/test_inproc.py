@@ -54,7 +54,8 @@ def check_counts(out, trace, n):
     assert rep["stats"]["lost"] == 0 and rep["findings"] == [], rep["stats"]
 
 
-@pytest.mark.parametrize("variant", ["normal", "pie", "stripped", "cgo"])
+@pytest.mark.parametrize("variant", ["normal", pytest.param("pie", marks=pytest.mark.primary_only),
+                                     pytest.param("stripped", marks=pytest.mark.primary_only), "cgo"])
 def test_exact_counts_launched(toolchain, tmp_path, variant):
     exe = build_sample(toolchain, "mapcount", variant)
     trace = tmp_path / "c.trace"
@@ -234,7 +235,7 @@ def lldb_launch_args(exe, *cmds, stdin=None, prog_args=()):
 HARMED = ("SIGSEGV", "SIGBUS", "SIGILL", "fatal error", "error: gort")
 
 
-@pytest.mark.parametrize("variant", ["normal", "pie"])
+@pytest.mark.parametrize("variant", ["normal", pytest.param("pie", marks=pytest.mark.primary_only)])
 def test_lldb_exact_counts(toolchain, tmp_path, variant):
     """Launched under LLDB, stopped at entry: every one of N writes recorded once."""
     exe = build_sample(toolchain, "mapcount", variant)

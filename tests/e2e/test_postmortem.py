@@ -104,7 +104,9 @@ def test_postmortem_text_and_gort_crash_agree(toolchain, tmp_path):
     lr = lldb_batch(None, f"target create {exe} --core {core}", "gort crash --json", "gort crash")
     assert lr.returncode == 0, lr.stdout + lr.stderr
     in_lldb = json.loads("\n".join(command_output(lr.stdout, "gort crash --json")))
-    key = lambda v: [(w["goroutine"], w["role"], w["function"], w["map"],
+    # "function" and "map": only for a writer inside a map write (the other one may be
+    # between two writes when the core is taken: a named guess, docs/postmortem.md)
+    key = lambda v: [(w["goroutine"], w["role"], w.get("function"), w.get("map"),
                       [(f["function"], f.get("line")) for f in w["stack"]]) for w in v["writers"]]
     assert key(in_lldb) == key(cli), (in_lldb, cli)
     assert in_lldb["map"] == cli["map"] and in_lldb["fatal"] == cli["fatal"]

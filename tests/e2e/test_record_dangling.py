@@ -57,7 +57,8 @@ def report(trace):
     return rep, [f for f in rep["findings"] if f["kind"] == "dangling-pointer"]
 
 
-@pytest.mark.parametrize("variant", ["normal", "pie", "stripped"])
+@pytest.mark.parametrize("variant", ["normal", pytest.param("pie", marks=pytest.mark.primary_only),
+                                     pytest.param("stripped", marks=pytest.mark.primary_only)])
 def test_stale_handles_and_their_conversions(toolchain, variant, tmp_path):
     exe = build_sample(toolchain, "dangling", variant)
     trace = tmp_path / "d.trace"

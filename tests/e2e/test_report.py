@@ -207,6 +207,8 @@ def check_perf_timeline(rep, ids_expected=()):
     return tids
 
 
+# perf.data and its timeline do not depend on the Go version: the primary versions only
+@pytest.mark.primary_only
 def test_perf_from_gort_record(toolchain, tmp_path):
     if not PERF:
         missing("perf (apt install linux-perf)")
@@ -223,6 +225,8 @@ def test_perf_from_gort_record(toolchain, tmp_path):
     assert any(e["ph"] == "X" and e["cat"] == "sched" for e in ev)
 
 
+# perf.data and its timeline do not depend on the Go version: the primary versions only
+@pytest.mark.primary_only
 def test_perf_record_around_gort_record(toolchain, tmp_path):
     """perf record -k CLOCK_MONOTONIC wrapped around gort record (the 'alongside' workflow):
     the timeline keeps the traced program's threads only."""
@@ -242,6 +246,8 @@ def test_perf_record_around_gort_record(toolchain, tmp_path):
     assert len(tids) >= 2
 
 
+# perf.data and its timeline do not depend on the Go version: the primary versions only
+@pytest.mark.primary_only
 def test_perf_of_another_run_is_flagged(racy, locked, tmp_path):
     if not PERF:
         missing("perf (apt install linux-perf)")
