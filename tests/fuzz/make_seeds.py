@@ -66,6 +66,18 @@ class Func:
         self.inline = inline
 
 
+def pclntab_with_tables(hdr, names, cutab, filetab, pctab, pcln):
+    """The 72-byte Go 1.20+ pclntab header HDR followed by its five tables, each table's
+    offset written into the header (runtime/symtab.go: pcHeader), padded to 8 bytes."""
+    out = bytearray(hdr)
+    for field, part in ((32, names), (40, cutab), (48, filetab), (56, pctab), (64, pcln)):
+        struct.pack_into("<Q", out, field, len(out))
+        out += part
+    while len(out) % 8:
+        out.append(0)
+    return out
+
+
 def pclntab(funcs, files, old=False, text_start=0):
     """A pcHeader-first table (runtime/symtab.go): go1.20+ (magic 0xfffffff1, 44-byte
     _func, 16-byte inlinedCall) or go1.18/1.19 (0xfffffff0, 40, 20). Returns (table, gofunc)."""
@@ -117,12 +129,7 @@ def pclntab(funcs, files, old=False, text_start=0):
     hdr = bytearray(72)
     struct.pack_into("<IBBBBQQQ", hdr, 0, 0xFFFFFFF0 if old else 0xFFFFFFF1, 0, 0, 1, 8, len(funcs), len(files),
                      text_start)
-    out = bytearray(hdr)
-    for field, part in ((32, names), (40, cutab), (48, filetab), (56, pctab), (64, pcln)):
-        struct.pack_into("<Q", out, field, len(out))
-        out += part
-    while len(out) % 8:
-        out.append(0)
+    out = pclntab_with_tables(hdr, names, cutab, filetab, pctab, pcln)
     return bytes(out), bytes(gofunc), {"funcnametab": len(names), "cutab": len(cutab) // 4,
                                        "filetab": len(filetab), "pctab": len(pctab), "pclntable": len(pcln),
                                        "ftab": len(funcs) + 1}
@@ -676,12 +683,7 @@ def compact_pclntab(binary, count=48, near="main."):
 
     hdr = bytearray(tab[:72])
     struct.pack_into("<QQQ", hdr, 8, n, len(cutab) // 4, 0x401000 if text_start else 0)
-    out = bytearray(hdr)
-    for field, part in ((32, names), (40, cutab), (48, filetab), (56, pctab), (64, pcln)):
-        struct.pack_into("<Q", out, field, len(out))
-        out += part
-    while len(out) % 8:
-        out.append(0)
+    out = pclntab_with_tables(hdr, names, cutab, filetab, pctab, pcln)
     code_at = text_base + base_off
     return {"tab": bytes(out), "gofunc": bytes(gofunc), "text": g.at(code_at, end_off),
             "buildinfo": g.section(".go.buildinfo"), "version": g.go_version(),
