@@ -10,6 +10,7 @@ import (
 	"os"
 	"reflect"
 	"runtime"
+	"time"
 	"unsafe"
 )
 
@@ -142,4 +143,9 @@ func main() {
 	clearMap(mstr)
 	clearRange(m64)
 	fmt.Printf("after clear: mstr=%d m64=%d\n", len(mstr), len(m64))
+	// Not exit within microseconds of clearRange: a debugger resumed there (tests stop at
+	// it) would see the group exit kill a thread it is still resuming. LLDB 19's
+	// lldb-server then fails the whole resume (PTRACE_CONT: ESRCH, reply E1e) and LLDB
+	// reports "exited with status = -1 (0xffffffff) lost connection".
+	time.Sleep(20 * time.Millisecond)
 }
