@@ -9,9 +9,10 @@
 //	dangling random   no handles, but slices and globals full of large random 64-bit
 //	                  integers (hashes, counters, timestamps): no finding.
 //	dangling bench MB a live heap of MB megabytes (for scripts/bench), plus the stale mode.
-//	dangling churn S  kept handles, and S seconds of allocation with a GC every ~10 ms;
-//	                  checks every kept object through its handle, prints "churn ok N GCs"
-//	                  (the target of gort's kill-during-recording tests). No stdin wait.
+//	dangling churn S  kept handles, and S seconds of allocation with a GC every ~10 ms
+//	                  (or until a line arrives on stdin, if sooner); checks every kept
+//	                  object through its handle, prints "churn ok N GCs" (the target of
+//	                  gort's kill-during-recording tests).
 //
 // Each mode prints one line "handles stale=0x..,0x.. kept=0x..,.." (addresses in hex), then
 // "ready pid=P" and waits for a line on stdin; then it reuses the memory and reads through
@@ -171,10 +172,21 @@ func churn(secs float64) {
 	_, kept := fillStale(64, true)
 	fmt.Printf("ready pid=%d\n", os.Getpid())
 	deadline := time.Now().Add(time.Duration(secs * float64(time.Second)))
+	stop := make(chan struct{})
+	go func() { // a line on stdin ends the churn early; EOF (no stdin) does not
+		if _, err := bufio.NewReader(os.Stdin).ReadString('\n'); err == nil {
+			close(stop)
+		}
+	}()
 	var garbage [][]byte
 	var before runtime.MemStats
 	runtime.ReadMemStats(&before)
-	for time.Now().Before(deadline) {
+	for stopped := false; !stopped && time.Now().Before(deadline); {
+		select {
+		case <-stop:
+			stopped = true
+		default:
+		}
 		for i := 0; i < 200; i++ {
 			garbage = append(garbage, make([]byte, 1024+i))
 			if len(garbage) > 4096 {

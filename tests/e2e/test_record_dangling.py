@@ -130,7 +130,9 @@ def test_controls_no_findings(toolchain, mode, tmp_path):
 
 
 def churn(exe, secs):
-    p = subprocess.Popen([str(exe), "churn", str(secs)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    """The sample churning for SECS seconds, or until a line is written to its stdin."""
+    p = subprocess.Popen([str(exe), "churn", str(secs)], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE, text=True)
     assert p.stdout.readline().startswith("ready pid="), p.stderr.read()
     return p
 
@@ -143,7 +145,7 @@ def test_churn_many_gcs_no_findings(toolchain, tmp_path):
     trace = tmp_path / "churn.trace"
     r = run_gort("record", "--dangling", "-q", "-p", prog.pid, "-o", trace, "--duration", "2", timeout=120)
     assert r.returncode == 0, r.stderr
-    out, err = prog.communicate(timeout=60)
+    out, err = prog.communicate(timeout=60)  # stdin closed: EOF, the churn runs its 4 s
     assert prog.returncode == 0 and "churn ok" in out, (out, err)
     rep, fs = report(trace)
     st = rep["stats"]["dangling"]
@@ -172,7 +174,9 @@ def test_kill_gort_during_scans(toolchain, tmp_path):
     uprobes, which do not stop it), and it finishes correctly."""
     exe = build_sample(toolchain, "dangling")
     for i in range(rounds(toolchain, full=6, smoke=2, soak=30).of):
-        prog = churn(exe, 1.5)   # long enough: the kill comes within the first 6 scans (~60 ms)
+        # until told to stop: the kill comes within the first 6 scans (~0.2-0.4 s after the
+        # attach here, more on a loaded machine), and the program must still be running then
+        prog = churn(exe, 60)
         trace = tmp_path / f"k{i}.trace"
         g = subprocess.Popen([str(GORT), "record", "--dangling", "-q", "-p", str(prog.pid), "-o", str(trace)],
                              stdout=subprocess.PIPE, stderr=subprocess.PIPE)
@@ -188,7 +192,7 @@ def test_kill_gort_during_scans(toolchain, tmp_path):
         assert prog.poll() is None, "the program died with gort"
         assert tracer_of(prog.pid) == 0, f"round {i}: the program is still traced 10 s after gort died"
         g.wait(timeout=60)
-        out, err = prog.communicate(timeout=60)
+        out, err = prog.communicate("stop\n", timeout=60)
         assert prog.returncode == 0 and "churn ok" in out, (i, out, err)
         # the trace is cut short but readable
         r = run_gort("report", trace, "--partial")
