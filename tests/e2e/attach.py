@@ -48,7 +48,8 @@ class Soak:
 
     def ran_on(self, ticks=RUN_ON_TICKS):
         """Returns once the program used TICKS more clock ticks of CPU (it runs), or died."""
-        lldb_wait.ran_on(self.pid, ticks)
+        assert lldb_wait.ran_on(self.pid, ticks), \
+            f"the program neither used {ticks} CPU ticks nor ended in {lldb_wait.TIMEOUT:.0f} s\n{self.output()}"
 
     def finish(self, context=""):
         """Lets it run on (anything left behind would fire), ends it, checks it was not harmed."""
@@ -82,8 +83,11 @@ def lldb_args(pid, *cmds, after_crash=()):
 
 
 def run(args, timeout=120):
+    """`lldb -b` ARGS: its output (stdout + stderr); fails if a wait in it timed out."""
     r = subprocess.run(args, capture_output=True, text=True, timeout=timeout)
-    return r.stdout + r.stderr
+    out = r.stdout + r.stderr
+    assert lldb_wait.TIMED_OUT not in out, out
+    return out
 
 
 def interrupt_when_logged(log, text):
@@ -146,8 +150,10 @@ def kill_lldb(lldb, also_server, soak_=None, server_first=False):
             os.kill(c, signal.SIGKILL)
     lldb.communicate()
     deadline = time.monotonic() + 10
-    while time.monotonic() < deadline and (any(Path(f"/proc/{c}").exists() for c in servers) or
-                                           (soak_ and soak_.tracer())):
+    while any(Path(f"/proc/{c}").exists() for c in servers) or (soak_ and soak_.tracer()):
+        assert time.monotonic() < deadline, \
+            f"10 s after the kill: lldb-server {[c for c in servers if Path(f'/proc/{c}').exists()]} still there" \
+            + (f", the program traced by {soak_.tracer()}" if soak_ else "")
         time.sleep(0.05)
 
 

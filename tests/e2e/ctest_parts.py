@@ -38,7 +38,8 @@ class Collector:
 
 def main():
     os.environ["GORT_GO_VERSIONS"] = "all"
-    os.environ.pop("GORT_TEST_SCOPE", None)
+    for var in ("GORT_TEST_SCOPE", "GORT_TEST_EXCLUSIVE", "GORT_SOAK"):  # every part, whatever the caller set
+        os.environ.pop(var, None)
     col = Collector()
     buf = io.StringIO()
     with redirect_stdout(buf):

@@ -15,6 +15,14 @@ import threading
 import time
 
 TIMEOUT = 60.0  # seconds: a condition not met by then is the test's failure, not a hang
+# Printed (to stderr: LLDB's own, which the tests read with its output) when a wait ends at
+# TIMEOUT rather than on its condition; tests/e2e/attach.py fails a run that printed it.
+TIMED_OUT = "lldb_wait: timed out"
+
+
+def _timed_out(what):
+    import sys
+    print(f"{TIMED_OUT} after {TIMEOUT:.0f} s waiting for {what}", file=sys.__stderr__, flush=True)
 
 
 def _stat(pid):
@@ -37,11 +45,14 @@ def cpu_ticks(pid):
     return int(fields[11]) + int(fields[12]) if fields else None
 
 
-def _interrupt_when(process, cond):
+def _interrupt_when(process, cond, what):
     deadline = time.monotonic() + TIMEOUT
 
     def check():
-        if cond() or time.monotonic() > deadline:
+        met = cond()
+        if met or time.monotonic() > deadline:
+            if not met:
+                _timed_out(what)
             process.SendAsyncInterrupt()
         else:
             threading.Timer(0.01, check).start()
@@ -56,22 +67,27 @@ def interrupt_when_logged(process, path, text):
                 return text in f.read()
         except OSError:
             return False
-    _interrupt_when(process, cond)
+    _interrupt_when(process, cond, f"{text!r} in {path}")
 
 
 def interrupt_after_cpu(process, pid, ticks=5):
     """Interrupts PROCESS once PID has used TICKS more clock ticks of CPU."""
     start = cpu_ticks(pid) or 0
-    _interrupt_when(process, lambda: (cpu_ticks(pid) or 0) - start >= ticks)
+    _interrupt_when(process, lambda: (cpu_ticks(pid) or 0) - start >= ticks, f"{ticks} CPU ticks of {pid}")
 
 
 def ran_on(pid, ticks=5):
     """Returns once PID has used TICKS more clock ticks of CPU, or cannot any more (gone, a
-    zombie, or stopped by a signal: the caller's checks then say so), or after TIMEOUT."""
+    zombie, or stopped by a signal: the caller's checks then say so): True. False after
+    TIMEOUT (a program that neither ran nor ended), said on stderr as well."""
     start = cpu_ticks(pid)
     deadline = time.monotonic() + TIMEOUT
     while start is not None and time.monotonic() < deadline:
         now = cpu_ticks(pid)
         if now is None or now - start >= ticks or state(pid) in ("Z", "X", "T"):
-            return
+            return True
         time.sleep(0.005)
+    if start is None:
+        return True
+    _timed_out(f"{ticks} CPU ticks of {pid}")
+    return False

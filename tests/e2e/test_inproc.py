@@ -17,6 +17,7 @@ import types
 
 import pytest
 
+import lldb_wait
 import racecmp
 from attach import interrupt_after_cpu, kill_lldb, linger, lldb_args
 from conftest import BUILD_DIR, Rounds, build_sample, rounds, run_gort, run_rounds
@@ -218,7 +219,9 @@ def test_same_findings_as_perf(toolchain, tmp_path, sample, args, reads):
 
 def lldb_run(args, timeout=180):
     r = subprocess.run(args, capture_output=True, text=True, timeout=timeout)
-    return (r.stdout + r.stderr).replace("\r\n", "\n")
+    out = (r.stdout + r.stderr).replace("\r\n", "\n")
+    assert lldb_wait.TIMED_OUT not in out, out  # a wait ended on its clock, not its condition
+    return out
 
 
 def lldb_launch_args(exe, *cmds, stdin=None, prog_args=()):

@@ -192,7 +192,7 @@ def test_sigkill_of_gort_leaves_target_unharmed(toolchain):
     t.go()
     # mid-run: 20 ms of the loop's CPU time, of some seconds (each write costs tens of
     # microseconds with three probes)
-    lldb_wait.ran_on(t.p.pid, 2)
+    assert lldb_wait.ran_on(t.p.pid, 2), "the target neither ran nor ended"
     assert t.p.poll() is None, "the target finished before gort was killed: raise n"
     g.send_signal(signal.SIGKILL)
     g.wait(timeout=30)

@@ -93,6 +93,7 @@ def test_postmortem_text_and_gort_crash_agree(toolchain, tmp_path):
         if core:
             break
     assert core, "no concurrent-map-writes core in 5 runs"
+    assert set(ids) == {"writerA", "writerB"}, f"the program did not print both writers' ids: {ids}"
     r = run_gort("postmortem", exe, core)
     assert r.returncode == 0, r.stderr
     assert r.stdout.startswith("fatal error: concurrent map writes\n"), r.stdout

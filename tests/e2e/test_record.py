@@ -215,20 +215,25 @@ def test_bad_input(toolchain, tmp_path):
 
 
 def test_lldb_record_start_stop(toolchain, tmp_path):
-    """`gort record start/stop` in an LLDB session: the same engine, the same report."""
+    """`gort record start/stop` in an LLDB session: the same engine, the same report.
+    Naming both writers depends on their writes meeting in time: CONCURRENT_ROUNDS' smoke
+    rule (1 of 2), as beside another part's load."""
     from test_plugin import PLUGIN, lldb_path
     exe = build_sample(toolchain, "concurrent_writes")
-    trace = tmp_path / "lldb.trace"
-    r = subprocess.run([lldb_path(), "--no-lldbinit", "-b", "-o", f"plugin load {PLUGIN}", "-o", f"target create {exe}",
-                        "-o", "process launch --stop-at-entry", "-o", f"gort record start -o {trace}",
-                        "-o", "process continue", "-o", "gort record stop"],
-                       capture_output=True, text=True, timeout=180)
-    out = r.stdout + r.stderr
-    assert re.search(r"gort: recording map writes of process \d+ to .*: \d+ sites, \d hardware", out), out
-    m = re.search(r"gort: recorded (\d+) events \((\d+) lost\) to .*; ended: target exited", out)
-    assert m and int(m[1]) > 0, out
-    # the program's output is in LLDB's: the writers' goroutine ids
-    assert writers_named(r, report_json(trace)) is None
+
+    def one(i):
+        trace = tmp_path / f"lldb{i}.trace"
+        r = subprocess.run([lldb_path(), "--no-lldbinit", "-b", "-o", f"plugin load {PLUGIN}", "-o",
+                            f"target create {exe}", "-o", "process launch --stop-at-entry", "-o",
+                            f"gort record start -o {trace}", "-o", "process continue", "-o", "gort record stop"],
+                           capture_output=True, text=True, timeout=180)
+        out = r.stdout + r.stderr
+        assert re.search(r"gort: recording map writes of process \d+ to .*: \d+ sites, \d hardware", out), out
+        m = re.search(r"gort: recorded (\d+) events \((\d+) lost\) to .*; ended: target exited", out)
+        assert m and int(m[1]) > 0, out
+        # the program's output is in LLDB's: the writers' goroutine ids
+        return writers_named(r, report_json(trace))
+    run_rounds(CONCURRENT_ROUNDS["smoke"], one, f"{toolchain.version} gort record start/stop in LLDB")
 
 
 def test_lldb_detach_ends_recording(toolchain, soak, tmp_path):
