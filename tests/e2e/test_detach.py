@@ -78,7 +78,10 @@ def test_detach_loop(toolchain, soak, tmp_path):
             # the interrupt's SIGSTOP, or a stray SIGTRAP that came first: either way the
             # detach happens at a stop
             assert "stop reason = signal SIGSTOP" in after_continue(out) or stray(out), out
-            assert '"function":"runtime.mapassign_fast64"' in log.read_text(), f"round {i + 1}: no hardware hit logged"
+            # a hit logged before the interrupt; a stray SIGTRAP can come before any (the
+            # hit that arrived as a plain signal is not in the log)
+            assert stray(out) or '"function":"runtime.mapassign_fast64"' in log.read_text(), \
+                f"round {i + 1}: no hardware hit logged\n{out}"
             m = LEFT.search(out)
             assert m and m.groups() == ("2", "0", "0"), out
         elif kind == 2:
