@@ -83,10 +83,15 @@ def lldb_args(pid, *cmds, after_crash=()):
 
 
 def run(args, timeout=120):
-    """`lldb -b` ARGS: its output (stdout + stderr); fails if a wait in it timed out."""
-    r = subprocess.run(args, capture_output=True, text=True, timeout=timeout)
-    out = r.stdout + r.stderr
-    assert lldb_wait.TIMED_OUT not in out, out
+    """`lldb -b` ARGS: its output (stdout + stderr, CRLF as LF); fails if a wait in it timed
+    out, or if LLDB did not end within TIMEOUT (saying what it printed: a crash's stack)."""
+    try:
+        r = subprocess.run(args, capture_output=True, text=True, timeout=timeout)
+    except subprocess.TimeoutExpired as e:
+        out = "".join(x.decode(errors="replace") if isinstance(x, bytes) else (x or "") for x in (e.stdout, e.stderr))
+        raise AssertionError(f"lldb did not end in {timeout} s:\n{out[-12000:]}") from None
+    out = (r.stdout + r.stderr).replace("\r\n", "\n")
+    assert lldb_wait.TIMED_OUT not in out, out  # a wait ended on its clock, not its condition
     return out
 
 

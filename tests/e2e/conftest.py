@@ -256,23 +256,22 @@ def _ci_refusal(rep):
     return f"skipped under CI=true, where no skip is allowed ({reason})"
 
 
-@pytest.hookimpl(hookwrapper=True)
-def pytest_runtest_makereport(item, call):
-    rep = (yield).get_result()
+def _refuse_under_ci(rep):
     why = _ci_refusal(rep)
     if why:
         rep.outcome = "failed"
         rep.longrepr = why
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    _refuse_under_ci((yield).get_result())
 
 
 @pytest.hookimpl(hookwrapper=True)
 def pytest_make_collect_report(collector):
     """A module-level skip (pytest.skip(allow_module_level=True), importorskip) under CI."""
-    rep = (yield).get_result()
-    why = _ci_refusal(rep)
-    if why:
-        rep.outcome = "failed"
-        rep.longrepr = why
+    _refuse_under_ci((yield).get_result())
 
 
 @pytest.fixture(scope="session")

@@ -17,7 +17,7 @@ import types
 
 import pytest
 
-import lldb_wait
+import attach
 import racecmp
 from attach import interrupt_after_cpu, kill_lldb, linger, lldb_args
 from conftest import BUILD_DIR, SOAK, Rounds, build_sample, rounds, run_gort, run_rounds
@@ -218,14 +218,7 @@ def test_same_findings_as_perf(toolchain, tmp_path, sample, args, reads):
 # the SB API (plugin/lldb_world.cpp) instead of gort's own ptrace.
 
 def lldb_run(args, timeout=180):
-    try:
-        r = subprocess.run(args, capture_output=True, text=True, timeout=timeout)
-    except subprocess.TimeoutExpired as e:  # say what LLDB printed (a crash's stack dump)
-        out = "".join(x.decode(errors="replace") if isinstance(x, bytes) else (x or "") for x in (e.stdout, e.stderr))
-        raise AssertionError(f"lldb did not end in {timeout} s:\n{out[-12000:]}") from None
-    out = (r.stdout + r.stderr).replace("\r\n", "\n")
-    assert lldb_wait.TIMED_OUT not in out, out  # a wait ended on its clock, not its condition
-    return out
+    return attach.run(args, timeout)
 
 
 def lldb_launch_args(exe, *cmds, stdin=None, prog_args=()):
