@@ -31,8 +31,9 @@ recording ended, events lost or filtered, warnings). Format: docs/trace-format.m
 
 Each event line: time since the probes were armed in µs (ns precision), thread id, CPU,
 the g pointer, the goroutine id, the map, the integer key of fast32/fast64 writes (signed
-when it reads as a negative int between -2^31 and -1), the site (kind and function), and
-the stack PCs in brackets (runtime addresses, innermost first). Goroutine ids are
+when it reads as a negative int between -2^31 and -1), the site (kind and function),
+"map on its own stack" in parentheses when the map lies on the accessing goroutine's
+stack, and the stack PCs in brackets (runtime addresses, innermost first). Goroutine ids are
 recorded at go-start events and filled in for the later events of the same g until its
 go-exit; '-' is unknown or absent.
 
@@ -113,6 +114,7 @@ void print_event_text(fmt::memory_buffer& out, const tr::Header& h, const tr::Ev
   fmt::format_to(std::back_inserter(out), "  {:>14}  {:>7}  {:>3}  {:<14}  {:>6}  {:<14}  {:>20}  {} {}",
                  rel_us(e.time_ns, h.start_ns), e.tid, e.cpu, hex_or_dash(e.g), num_or_dash(e.goid), hex_or_dash(e.map),
                  key_text(e.key), tr::to_string(s.kind), s.function);
+  if (e.stack_map) fmt::format_to(std::back_inserter(out), " (map on its own stack)");
   if (!e.stack.empty()) {
     fmt::format_to(std::back_inserter(out), " [");
     for (size_t i = 0; i < e.stack.size(); i++) fmt::format_to(std::back_inserter(out), "{}{:#x}", i ? " " : "", e.stack[i]);
@@ -168,6 +170,7 @@ json event_json(const tr::Header& h, const tr::Event& e) {
           {"goid", e.goid},
           {"map", hex(e.map)},
           {"key", e.key ? json(*e.key) : json(nullptr)},
+          {"stack_map", e.stack_map},
           {"stack", stack}};
 }
 

@@ -349,6 +349,17 @@ struct Report {
     return j;
   }
 
+  /// A finding's map creation (map_lifetimes.h), or null when the trace does not hold it.
+  ojson origin_json(const std::optional<an::MapOrigin>& c) const {
+    if (!c) return nullptr;
+    return {{"time_ns", c->time_ns},
+            {"goroutine", c->goroutine ? ojson(c->goroutine) : ojson()},
+            {"g", hex(c->g)},
+            {"thread", c->thread},
+            {"function", c->function},
+            {"stack", frames_json(frames_of(c->stack))}};
+  }
+
   ojson hb_json(const an::HbFinding& f) const {
     ojson maps = ojson::array();
     for (auto m : f.maps) maps.push_back(hex(m));
@@ -360,6 +371,7 @@ struct Report {
             {"first_ns", f.first_ns},
             {"last_ns", f.last_ns},
             {"accesses", {hb_access_json(f.a), hb_access_json(f.b)}},
+            {"created", origin_json(f.created)},
             {"established_by", f.established_by},
             {"notes", f.notes}};
   }
@@ -536,7 +548,8 @@ struct Report {
                           {"count", f.count},
                           {"first_ns", f.first_ns},
                           {"last_ns", f.last_ns},
-                          {"accesses", {access_json(f.a), access_json(f.b)}}};
+                          {"accesses", {access_json(f.a), access_json(f.b)}},
+                          {"created", origin_json(f.created)}};
       if (perf) j["perf"] = perf_json(perf_window(*perf, f, o.window_ns, symbols, h));
       findings.push_back(std::move(j));
     }
@@ -558,6 +571,14 @@ struct Report {
                             {"throws", s.throws},
                             {"unmatched_throws", s.unmatched_throws},
                             {"out_of_order", s.out_of_order}};
+    const auto& ls = r.lifetimes;
+    stats["map_lifetimes"] = {{"creations", ls.creations},
+                              {"reused_addresses", ls.reused_addresses},
+                              {"stack_map_accesses", ls.stack_accesses},
+                              {"gc_cycles", ls.gc_cycles},
+                              {"splits", ls.splits},
+                              {"creations_recorded", r.basis.creations},
+                              {"note", r.basis.note()}};
     if (hb) stats["happens_before"] = hb_stats_json();
     if (dangling) stats["dangling"] = dangling_stats_json();
     ojson trace = {{"executable", h.executable},
@@ -647,6 +668,23 @@ struct Report {
     }
   }
 
+  /// "created at ..." under a finding's head: the evidence that both sides wrote one map.
+  void text_origin(std::string& out, const std::optional<an::MapOrigin>& c) const {
+    auto B = std::back_inserter(out);
+    if (!c) {
+      if (r.basis.creations)
+        fmt::format_to(B, "  map created before the recording began (the same map throughout: no creation at its "
+                          "address since)\n");
+      return;
+    }
+    std::string who = c->goroutine ? fmt::format("goroutine {}", c->goroutine) : fmt::format("g {:#x}", c->g);
+    auto frames = frames_of(c->stack);
+    fmt::format_to(B, "  map created at {} by {} ({})", rel(c->time_ns, h.start_ns), who, c->function);
+    if (!frames.empty() && frames[0].function != "?")
+      fmt::format_to(B, " in {} {}:{}", frames[0].function, base_name(frames[0].file), frames[0].line);
+    fmt::format_to(B, "; both sides wrote this map, not an earlier one at the same address\n");
+  }
+
   void text_hb_access(std::string& out, const an::HbAccess& a) const {
     auto B = std::back_inserter(out);
     std::string who = a.goroutine ? fmt::format("goroutine {}", a.goroutine) : fmt::format("goroutine ? (g {:#x})", a.g);
@@ -677,6 +715,7 @@ struct Report {
                    hb->findings.size(), hb->findings.size() == 1 ? "" : "s", s.sync_events);
     for (auto& f : hb->findings) {
       text_finding_head(out, f);
+      text_origin(out, f.created);
       fmt::format_to(B, "  {}\n", f.established_by);
       text_hb_access(out, f.a);
       text_hb_access(out, f.b);
@@ -749,6 +788,7 @@ struct Report {
     if (summary)
       for (auto& w : summary->warnings) fmt::format_to(B, "note: {}\n", w);
     for (auto& w : warnings) fmt::format_to(B, "warning: {}\n", w);
+    if (std::string n = r.basis.note(); !n.empty()) fmt::format_to(B, "note: {}\n", n);
 
     if (r.findings.empty()) {
       fmt::format_to(B, "no concurrent map writes found in {} events over {:.3f} s ({} maps written by {} goroutines)\n",
@@ -758,6 +798,7 @@ struct Report {
     }
     for (auto& f : r.findings) {
       text_finding_head(out, f);
+      text_origin(out, f.created);
       if (f.map_inferred)
         fmt::format_to(B, "  (the throw names no map: it is the map the other goroutine was writing then)\n");
       text_access(out, f.a);
@@ -1029,11 +1070,19 @@ int run_report(const Args& args) {
   }
 
   auto t0 = std::chrono::steady_clock::now();
+  // Map identity (address + lifetime) rests on what the recording saw of map creations.
+  const an::MapLifetimeBasis basis =
+      an::map_lifetime_basis(h, reader->summary() ? &*reader->summary() : nullptr);
+  co.lifetimes = basis;
   an::ConcurrentWrites cw(h, co);
   // Happens-before only for a trace recorded with --sync: without sync events every pair
   // of goroutines would look unordered.
   std::optional<an::HappensBefore> hb;
-  if (an::has_sync_sites(h)) hb.emplace(h);
+  if (an::has_sync_sites(h)) {
+    an::HappensBeforeOptions hbo;
+    hbo.lifetimes = basis;
+    hb.emplace(h, hbo);
+  }
   std::optional<an::DanglingTrace> dt;
   tr::GoidResolver goids(h);
   {

@@ -69,6 +69,7 @@ struct ConcurrentWrites::Impl {
   };
   struct Window {
     uint64_t start = 0, ident = 0, goid = 0, g = 0, map = 0;
+    uint64_t mkey = 0;         // the map's identity (MapLifetimes): windows pair on it
     uint32_t tid = 0, cpu = 0, site = 0, func = 0;
     int32_t access = kNone;    // pinned: index into accesses
     int32_t stack_id = kNone;  // interned lazily
@@ -78,7 +79,7 @@ struct ConcurrentWrites::Impl {
   };
   // A window that closed recently (a throw may come just after its close).
   struct Recent {
-    uint64_t start = 0, end = 0, ident = 0, goid = 0, g = 0, map = 0;
+    uint64_t start = 0, end = 0, ident = 0, goid = 0, g = 0, map = 0, mkey = 0;
     uint32_t tid = 0, cpu = 0, site = 0;
     int32_t access = kNone, stack_id = kNone;
     bool valid = false;
@@ -115,8 +116,10 @@ struct ConcurrentWrites::Impl {
 
   ConcurrentWritesStats st;
   uint64_t last_t = 0;
+  MapLifetimes life;
 
-  Impl(const trace::Header& hdr, ConcurrentWritesOptions o) : h(hdr), opts(std::move(o)) {
+  Impl(const trace::Header& hdr, ConcurrentWritesOptions o)
+      : h(hdr), opts(std::move(o)), life(hdr, opts.lifetimes ? *opts.lifetimes : map_lifetime_basis(hdr)) {
     std::unordered_map<std::string, uint32_t> ids;
     sites.reserve(h.sites.size());
     for (auto& s : h.sites) {
@@ -220,8 +223,8 @@ struct ConcurrentWrites::Impl {
 
   // Records one occurrence for the stack pair; PIN_A / PIN_B run only for a new group.
   template <typename PinA, typename PinB>
-  void record(const char* kind, uint64_t map, bool inferred, int32_t sa, int32_t sb, uint64_t t, PinA&& pin_a,
-              PinB&& pin_b) {
+  void record(const char* kind, uint64_t map, uint64_t mkey, bool inferred, int32_t sa, int32_t sb, uint64_t t,
+              PinA&& pin_a, PinB&& pin_b) {
     uint64_t key = stack_pair_key(uint32_t(sa), uint32_t(sb), std::string_view(kind) == kConcurrentMapWrite);
     if (uint32_t* gi = group_index.find(key)) {
       add_occurrence(groups[*gi].f, map, t);
@@ -230,6 +233,7 @@ struct ConcurrentWrites::Impl {
     Group g;
     start_occurrences(g.f, kind, map, t);
     g.f.map_inferred = inferred;
+    if (const MapOrigin* o = life.origin(mkey)) g.f.created = *o;
     g.a = pin_a();
     g.b = pin_b();
     group_index.put(key, uint32_t(groups.size()));
@@ -239,7 +243,7 @@ struct ConcurrentWrites::Impl {
   // ---- windows ----
   void close_window(uint32_t slot, uint64_t t, bool closed) {
     Window& w = slab[slot];
-    remove_from(find_list(map_index, map_lists, w.map), slot);
+    remove_from(find_list(map_index, map_lists, w.mkey), slot);
     remove_from(find_list(ident_index, ident_lists, w.ident), slot);
     if (w.access != kNone) {
       Access& a = accesses[size_t(w.access)];
@@ -255,6 +259,7 @@ struct ConcurrentWrites::Impl {
     r.goid = w.goid;
     r.g = w.g;
     r.map = w.map;
+    r.mkey = w.mkey;
     r.tid = w.tid;
     r.cpu = w.cpu;
     r.site = w.site;
@@ -269,7 +274,7 @@ struct ConcurrentWrites::Impl {
     open_count--;
   }
 
-  void open(const trace::Event& e, const SiteInfo& si, uint64_t goid, uint64_t ident) {
+  void open(const trace::Event& e, const SiteInfo& si, uint64_t goid, uint64_t ident, uint64_t mkey) {
     if (e.map == 0) return;  // a map site without a map: nothing to attach it to
     std::vector<uint32_t>& mine = list_for(ident_index, ident_lists, ident, st.goroutines);
     for (uint32_t slot : mine) {
@@ -298,6 +303,7 @@ struct ConcurrentWrites::Impl {
     w.goid = goid;
     w.g = e.g;
     w.map = e.map;
+    w.mkey = mkey;
     w.tid = e.tid;
     w.cpu = e.cpu;
     w.site = e.site;
@@ -309,11 +315,11 @@ struct ConcurrentWrites::Impl {
     if (e.stack.size() > 1) w.stack.assign(e.stack.begin() + 1, e.stack.end());
     else w.stack.clear();
 
-    std::vector<uint32_t>& on_map = list_for(map_index, map_lists, e.map, st.maps);
+    std::vector<uint32_t>& on_map = list_for(map_index, map_lists, mkey, st.maps);
     for (uint32_t other : on_map) {
       Window& o = slab[other];
       if (o.ident == ident) continue;
-      record(kConcurrentMapWrite, e.map, false, stack_of(o), stack_of(slab[slot]), e.time_ns,
+      record(kConcurrentMapWrite, e.map, mkey, false, stack_of(o), stack_of(slab[slot]), e.time_ns,
              [&] { return pin(slab[other]); }, [&] { return pin(slab[slot]); });
     }
     on_map.push_back(slot);
@@ -321,7 +327,7 @@ struct ConcurrentWrites::Impl {
     find_list(ident_index, ident_lists, ident)->push_back(slot);
   }
 
-  void close(const trace::Event& e, const SiteInfo& si, uint64_t ident) {
+  void close(const trace::Event& e, const SiteInfo& si, uint64_t ident, uint64_t mkey) {
     if (auto* mine = find_list(ident_index, ident_lists, ident)) {
       for (size_t i = mine->size(); i-- > 0;) {
         Window& w = slab[(*mine)[i]];
@@ -333,7 +339,7 @@ struct ConcurrentWrites::Impl {
     }
     // Identity mismatch (g unreadable at one end): the same thread, function and map.
     if (e.map) {
-      if (auto* on_map = find_list(map_index, map_lists, e.map)) {
+      if (auto* on_map = find_list(map_index, map_lists, mkey)) {
         for (size_t i = on_map->size(); i-- > 0;) {
           Window& w = slab[(*on_map)[i]];
           if (w.func == si.func && w.tid == e.tid) {
@@ -401,7 +407,8 @@ struct ConcurrentWrites::Impl {
       Window& w = slab[slot];
       if (!w.in_use || w.ident == ident || (e.map && w.map != e.map) || has_open_on(ident, w.map)) continue;
       found = true;
-      record(kind, w.map, inferred, stack_of(w), thrower_stack(), e.time_ns, [&, slot] { return pin(slab[slot]); },
+      record(kind, w.map, w.mkey, inferred, stack_of(w), thrower_stack(), e.time_ns,
+             [&, slot] { return pin(slab[slot]); },
              [&] { return pin_b(slab[slot].map); });
     }
     if (found) return;
@@ -418,7 +425,8 @@ struct ConcurrentWrites::Impl {
       return;
     }
     if (best->stack_id == kNone) best->stack_id = intern(best->stack);
-    record(kind, best->map, inferred, best->stack_id, thrower_stack(), e.time_ns, [&] { return pin(*best); },
+    record(kind, best->map, best->mkey, inferred, best->stack_id, thrower_stack(), e.time_ns,
+           [&] { return pin(*best); },
            [&] { return pin_b(best->map); });
   }
 
@@ -442,7 +450,30 @@ struct ConcurrentWrites::Impl {
             close_window(slot, e.time_ns, false);
             st.lost_ends++;
           }
+        life.lost();
         return;
+      case trace::SiteKind::kGcMarkTermination:
+        life.gc_cycle();
+        return;
+      case trace::SiteKind::kMapCreate: {
+        if (!goid && e.g) {
+          if (uint64_t* known = goid_of_g.find(e.g)) goid = *known;
+        }
+        // A new map at this address: the old one is gone, so a window still open on it lost
+        // its end (a map being written is reachable and cannot be freed), and a throw just
+        // after this cannot be about it.
+        if (e.map && !e.stack_map) {
+          for (uint32_t slot = 0; slot < slab.size(); slot++)
+            if (slab[slot].in_use && slab[slot].map == e.map) {
+              close_window(slot, e.time_ns, false);
+              st.lost_ends++;
+            }
+          for (auto& r : recent)
+            if (r.valid && r.map == e.map) r.valid = false;
+        }
+        life.created(e, identity(goid, e.g, e.tid), goid);
+        return;
+      }
       case trace::SiteKind::kGoExit: {
         if (!e.g) return;
         uint64_t* known = goid_of_g.find(e.g);
@@ -468,11 +499,11 @@ struct ConcurrentWrites::Impl {
     switch (si.kind) {
       case trace::SiteKind::kEntry:
       case trace::SiteKind::kWriteBegin:
-        open(e, si, goid, ident);
+        open(e, si, goid, ident, life.key(e, ident));
         break;
       case trace::SiteKind::kWriteEnd:
       case trace::SiteKind::kReturn:
-        close(e, si, ident);
+        close(e, si, ident, e.map ? life.key(e, ident) : 0);
         break;
       case trace::SiteKind::kThrow:
         thrown(e, goid, ident);
@@ -492,6 +523,8 @@ struct ConcurrentWrites::Impl {
     st.last_ns = last_t;
     ConcurrentWritesResult r;
     r.stats = st;
+    r.lifetimes = life.stats();
+    r.basis = life.basis();
     r.findings.reserve(groups.size());
     for (auto& g : groups) {
       g.f.a = accesses[size_t(g.a)];

@@ -9,6 +9,7 @@
 // no allocation per event once warm: open windows live in a slab indexed by map and by
 // goroutine; stacks are interned only for windows that take part in a finding.
 
+#include "core/analysis/map_lifetimes.h"
 #include "core/binary/pclntab.h"
 #include "core/trace/trace.h"
 
@@ -18,6 +19,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -51,6 +53,8 @@ struct Finding {
   uint64_t map = 0;              ///< the map of the first occurrence
   std::vector<uint64_t> maps;    ///< every map this stack pair collided on (first-seen order)
   bool map_inferred = false;     ///< a throw named no map: the map is the one the other goroutine was writing
+  /// The creation of the first occurrence's map, when the trace holds it (map_lifetimes.h).
+  std::optional<MapOrigin> created;
   uint64_t count = 0;            ///< occurrences (overlapping window pairs, throws)
   uint64_t first_ns = 0;         ///< when the first occurrence began (the later window's start)
   uint64_t last_ns = 0;          ///< the same for the last occurrence
@@ -63,7 +67,7 @@ struct ConcurrentWritesStats {
   uint64_t unclosed = 0;         ///< windows still open at the end of the trace
   uint64_t lost_ends = 0;        ///< windows closed by evidence that their end event was lost
   uint64_t unmatched_ends = 0;   ///< write-end / return events with no open window
-  uint64_t maps = 0;             ///< distinct maps written
+  uint64_t maps = 0;             ///< distinct maps written (map identities: map_lifetimes.h)
   uint64_t goroutines = 0;       ///< distinct goroutines (or g / thread when unknown) that wrote maps
   uint64_t throws = 0;           ///< throw events (a goroutine's later throw probes are the same throw)
   uint64_t unmatched_throws = 0; ///< map throws with no other goroutine's window to pair with
@@ -84,6 +88,8 @@ struct ConcurrentWritesResult {
   std::vector<Finding> findings;             ///< by first occurrence
   std::vector<std::vector<uint64_t>> stacks; ///< caller stacks (runtime PCs, return addresses): event.stack[1..]
   ConcurrentWritesStats stats;
+  MapLifetimeStats lifetimes;
+  MapLifetimeBasis basis;
 };
 
 struct ConcurrentWritesOptions {
@@ -97,6 +103,9 @@ struct ConcurrentWritesOptions {
   /// window of another goroutine that closed at most this long before it (the writer may
   /// clear its flag between the thrower's check and the throw probe).
   uint64_t throw_grace_ns = 1'000'000;
+  /// What the trace tells of map lifetimes (map_lifetime_basis with its summary); unset:
+  /// from the header alone, as for a complete trace that lost nothing.
+  std::optional<MapLifetimeBasis> lifetimes;
 };
 
 /// The single-pass analyzer. add() every event in time order (goid 0 is resolved here

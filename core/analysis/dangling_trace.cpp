@@ -31,8 +31,7 @@ Result<DanglingTrace> DanglingTrace::create(const trace::Header& h, const std::v
 
 Result<DanglingTrace> DanglingTrace::create_unchecked(const trace::Header& h, const std::vector<std::string>& scans) {
   DanglingTrace t;
-  t.enabled_ = !scans.empty();
-  for (auto& s : h.sites) t.enabled_ |= s.kind == trace::SiteKind::kGcMarkTermination;
+  t.enabled_ = !scans.empty() || h.dangling;
   for (auto& s : h.sites) {
     t.kinds_.push_back(s.kind);
     t.functions_.push_back(s.function);

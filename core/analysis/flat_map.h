@@ -3,6 +3,7 @@
 // analysis' per-event lookups (map -> open windows, g -> goid). Linear probing, tombstones
 // on erase, power-of-two capacity. One key value (kEmpty) is reserved.
 
+#include <cstddef>
 #include <cstdint>
 #include <vector>
 

@@ -136,6 +136,7 @@ struct HappensBefore::Impl {
   };
   struct OpenWin {
     uint64_t map = 0, serial = 0;
+    uint64_t mkey = 0;  // the map's identity (MapLifetimes): what MapState is keyed on
     uint32_t func = 0;
     bool entry = false;
   };
@@ -205,8 +206,10 @@ struct HappensBefore::Impl {
 
   HappensBeforeStats st;
   uint64_t last_t = 0;
+  MapLifetimes life;
 
-  Impl(const trace::Header& hdr, HappensBeforeOptions o) : h(hdr), opts(o) {
+  Impl(const trace::Header& hdr, HappensBeforeOptions o)
+      : h(hdr), opts(o), life(hdr, o.lifetimes ? *o.lifetimes : map_lifetime_basis(hdr)) {
     std::unordered_map<std::string, uint32_t> ids;
     sites.reserve(h.sites.size());
     for (auto& s : h.sites) {
@@ -539,7 +542,7 @@ struct HappensBefore::Impl {
     return r.pinned;
   }
 
-  void record(const char* kind, uint64_t map, Rec& a, bool a_read, Rec& b, bool b_read) {
+  void record(const char* kind, uint64_t map, uint64_t mkey, Rec& a, bool a_read, Rec& b, bool b_read) {
     uint64_t key = stack_pair_key(uint32_t(a.stack), uint32_t(b.stack), std::string_view(kind) == kUnsyncMapWrite);
     uint64_t t = b.time;
     if (uint32_t* gi = group_index.find(key)) {
@@ -548,6 +551,7 @@ struct HappensBefore::Impl {
     }
     Group g;
     start_occurrences(g.f, kind, map, t);
+    if (const MapOrigin* o = life.origin(mkey)) g.f.created = *o;
     g.a = pin(a, map, a_read);
     g.b = pin(b, map, b_read);
     group_index.put(key, uint32_t(groups.size()));
@@ -556,10 +560,10 @@ struct HappensBefore::Impl {
 
   // The goroutine of entry O is inside a write of MAP now (its last write, or an outer
   // window such as a mapclear around its own mapassign).
-  bool open_on(const Entry& o, uint64_t map) const {
+  bool open_on(const Entry& o, uint64_t mkey) const {
     if (o.write.open) return true;
     for (auto& w : gors[o.slot].wins)
-      if (w.map == map) return true;
+      if (w.mkey == mkey) return true;
     return false;
   }
 
@@ -575,17 +579,18 @@ struct HappensBefore::Impl {
       break;
     }
     serial++;
-    gr.wins.push_back(OpenWin{e.map, serial, si.func, si.kind == trace::SiteKind::kEntry});
+    uint64_t mkey = life.key(e, gr.ident);
+    gr.wins.push_back(OpenWin{e.map, serial, mkey, si.func, si.kind == trace::SiteKind::kEntry});
     st.writes++;
-    check_access(gr, slot, e, goid, false);
+    check_access(gr, slot, e, goid, false, mkey);
   }
 
   /// An access of E.map by GR (a read when IS_READ) against every other goroutine's last
   /// accesses of that map that GR's clock does not order: a write against their writes
   /// and reads, a read against their writes. Then it becomes GR's last access.
-  void check_access(Gor& gr, uint32_t slot, const trace::Event& e, uint64_t goid, bool is_read) {
+  void check_access(Gor& gr, uint32_t slot, const trace::Event& e, uint64_t goid, bool is_read, uint64_t mkey) {
     st.accesses_checked++;
-    MapState& ms = map_state(e.map);
+    MapState& ms = map_state(mkey);
     size_t mine = entry_for(ms, slot);
     fill_cur(gr, e, goid, !is_read);
     for (size_t j = 0; j < ms.entries.size(); j++) {
@@ -593,11 +598,11 @@ struct HappensBefore::Impl {
       Entry& o = ms.entries[j];
       uint32_t known = o.slot < gr.clock.size() ? gr.clock[o.slot] : 0;
       if (o.write.valid && o.write.epoch > known) {
-        if (open_on(o, e.map)) st.overlaps_skipped++;
-        else record(is_read ? kUnsyncMapReadWrite : kUnsyncMapWrite, e.map, o.write, false, cur, is_read);
+        if (open_on(o, mkey)) st.overlaps_skipped++;
+        else record(is_read ? kUnsyncMapReadWrite : kUnsyncMapWrite, e.map, mkey, o.write, false, cur, is_read);
       }
       if (!is_read && o.read.valid && o.read.epoch > known)
-        record(kUnsyncMapReadWrite, e.map, o.read, true, cur, false);
+        record(kUnsyncMapReadWrite, e.map, mkey, o.read, true, cur, false);
     }
     std::swap(is_read ? ms.entries[mine].read : ms.entries[mine].write, cur);
   }
@@ -606,13 +611,13 @@ struct HappensBefore::Impl {
     if (!e.map) return;
     Gor& gr = gors[slot];
     st.reads++;
-    check_access(gr, slot, e, goid, true);
+    check_access(gr, slot, e, goid, true, life.key(e, gr.ident));
   }
 
   void close_win(Gor& gr, size_t i, uint64_t t, bool closed) {
     OpenWin w = gr.wins[i];
     gr.wins.erase(gr.wins.begin() + long(i));
-    if (uint32_t* mi = map_index.find(w.map)) {
+    if (uint32_t* mi = map_index.find(w.mkey)) {
       for (auto& en : maps[*mi].entries) {
         if (en.slot != gr.slot) continue;
         Rec& r = en.write;
@@ -718,10 +723,23 @@ struct HappensBefore::Impl {
         return;
       case trace::SiteKind::kThrow:
         return;
+      case trace::SiteKind::kLost:
+        life.lost();
+        return;
+      case trace::SiteKind::kGcMarkTermination:
+        life.gc_cycle();
+        return;
       default:
         break;
     }
     uint32_t slot = slot_for(identity(goid, e.g, e.tid), goid, e.g);
+    if (si.kind == trace::SiteKind::kMapCreate) {
+      // A new map at this address: what is known of the old one is dropped (its MapState
+      // is no longer reachable through the new identity).
+      uint64_t old = life.created(e, gors[slot].ident, goid);
+      if (uint32_t* mi = old ? map_index.find(old) : nullptr) std::vector<Entry>().swap(maps[*mi].entries);
+      return;
+    }
     gors[slot].last_tid = e.tid;
     switch (si.kind) {
       case trace::SiteKind::kEntry:
@@ -772,6 +790,7 @@ struct HappensBefore::Impl {
 
     HappensBeforeResult r;
     r.stats = st;
+    r.lifetimes = life.stats();
     r.findings.reserve(groups.size());
     for (auto& g : groups) {
       g.f.a = accesses[size_t(g.a)];

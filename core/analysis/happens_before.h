@@ -34,6 +34,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -84,6 +85,8 @@ struct HbFinding {
   uint64_t last_ns = 0;         ///< the same for the last occurrence
   HbAccess a, b;                ///< the first occurrence: A the earlier access, B the later one
   std::string established_by;   ///< one line: how the analysis concluded
+  /// The creation of the first occurrence's map, when the trace holds it (map_lifetimes.h).
+  std::optional<MapOrigin> created;
   /// Caveats: lost events or unprobed sync that could hide an edge, an unknown goroutine
   /// identity, events out of order.
   std::vector<std::string> notes;
@@ -113,6 +116,7 @@ struct HappensBeforeResult {
   /// as HeldLock::stack says.
   std::vector<std::vector<uint64_t>> stacks;
   HappensBeforeStats stats;
+  MapLifetimeStats lifetimes;
 };
 
 struct HappensBeforeOptions {
@@ -123,6 +127,9 @@ struct HappensBeforeOptions {
   bool lost_unknown = false;
   /// Sync sites the recorder could not probe (count_unprobed_sync_sites): a note.
   uint64_t unprobed_sync_sites = 0;
+  /// What the trace tells of map lifetimes; read at construction (unset: from the header
+  /// alone, as for a complete trace that lost nothing).
+  std::optional<MapLifetimeBasis> lifetimes;
 };
 
 /// The single-pass analyzer. add() every event in time order (goid 0 is resolved here from

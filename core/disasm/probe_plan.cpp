@@ -33,6 +33,7 @@ const char* to_string(ProbeRole r) {
     case ProbeRole::kMapClone: return "map-clone";
     case ProbeRole::kWriteBarrier: return "write-barrier";
     case ProbeRole::kCheckptr: return "checkptr";
+    case ProbeRole::kMapCreate: return "map-create";
   }
   return "?";
 }
@@ -84,6 +85,29 @@ constexpr MapFunc kMapFuncs[] = {
     {"reflect.mapdelete", ProbeRole::kMapDelete, "rbx", "rcx", "indirect", Sites::kNone},
     {"reflect.mapdelete_faststr", ProbeRole::kMapDelete, "rbx", "rcx", "str", Sites::kNone},
     {"reflect.mapclear", ProbeRole::kMapClear, "rbx", "", "", Sites::kNone},
+};
+
+// Every function that allocates a map header, per implementation: the new map is in RAX at
+// each of its RETs (the result register; a stack header passed in comes back there too).
+//  * hmap (1.21-1.23, noswissmap 1.24/1.25): `new(hmap)` exists only in makemap_small and
+//    makemap (h == nil) (runtime/map.go, map_noswiss.go); make with a hint, literals,
+//    makemap64, reflect.makemap and mapclone2 (maps.Clone) all call one of the two.
+//  * swiss (1.24+): internal/runtime/maps.NewMap (maps/map.go; runtime.makemap is inlined
+//    into reflect.makemap and 1.24's mapclone2, which call NewMap), runtime.makemap_small
+//    (NewEmptyMap inlined), and from 1.25 maps.(*Map).Clone, which does `new(Map)` itself.
+// A map the compiler keeps on the stack with a constant hint <= 8 is created by no call
+// (cmd/compile/internal/walk/builtin.go walkMakeMap): Event::stack_map covers those.
+struct MapCreator {
+  const char* name;
+  MapImpl impl;
+  const char* result_reg;
+};
+constexpr MapCreator kMapCreators[] = {
+    {"runtime.makemap", MapImpl::kHmap, "rax"},
+    {"runtime.makemap_small", MapImpl::kHmap, "rax"},
+    {"internal/runtime/maps.NewMap", MapImpl::kSwiss, "rax"},
+    {"runtime.makemap_small", MapImpl::kSwiss, "rax"},
+    {"internal/runtime/maps.(*Map).Clone", MapImpl::kSwiss, "rax"},
 };
 
 FlagSpec flag_spec(const GoBinary& bin) {
@@ -147,6 +171,22 @@ Result<ProbePlan> build_probe_plan(const GoBinary& bin) {
                                           to_string(spec.impl), spec.disp));
     if (p.returns.empty()) plan.warnings.push_back(fmt::format("{}: no RET found", mf.name));
     plan.probes.push_back(std::move(p));
+  }
+
+  for (const MapCreator& mc : kMapCreators) {
+    if (mc.impl != spec.impl) continue;
+    auto f = bin.func(mc.name);
+    if (!f) continue;  // never called (dead-code eliminated)
+    GORT_TRY(std::vector<Insn> insns, decode_func(bin, dec, *f));
+    Probe p = base_probe(*f, ProbeRole::kMapCreate);
+    p.map_reg = mc.result_reg;
+    p.returns = find_returns(insns);
+    if (p.returns.empty()) {
+      plan.warnings.push_back(fmt::format("{}: no RET found: maps it creates are not seen (a map freed and "
+                                          "reallocated at the same address may look like the same map)", mc.name));
+      continue;
+    }
+    plan.creators.push_back(std::move(p));
   }
 
   // Go 1.21+: gcWriteBarrier1..8, only the ones some code calls.

@@ -14,8 +14,9 @@ namespace gort::core {
 
 class GoBinary;
 
-enum class ProbeRole { kMapAssign, kMapDelete, kMapClear, kMapClone, kWriteBarrier, kCheckptr };
-const char* to_string(ProbeRole r);  ///< "map-assign", "map-delete", "map-clear", "map-clone", "write-barrier", "checkptr"
+enum class ProbeRole { kMapAssign, kMapDelete, kMapClear, kMapClone, kWriteBarrier, kCheckptr, kMapCreate };
+/// "map-assign", "map-delete", "map-clear", "map-clone", "write-barrier", "checkptr", "map-create"
+const char* to_string(ProbeRole r);
 
 /// x86-64 general register, named as in AT&T-less lowercase ("rbx").
 struct FlagSite {
@@ -39,6 +40,9 @@ struct Probe {
 
 struct ProbePlan {
   std::vector<Probe> probes;
+  /// The functions that create maps (role kMapCreate): every RET, where map_reg holds the
+  /// new map. Kept apart from PROBES, which are the functions that write maps.
+  std::vector<Probe> creators;
   std::vector<std::string> warnings;  ///< e.g. "runtime.mapassign: no flag set found"
 };
 

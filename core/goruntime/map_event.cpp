@@ -209,6 +209,7 @@ const char* map_op(ProbeRole role) {
     case ProbeRole::kMapDelete: return "delete";
     case ProbeRole::kMapClear: return "clear";
     case ProbeRole::kMapClone: return "clone";
+    case ProbeRole::kMapCreate: return "create";
     default: return "other";
   }
 }

@@ -42,6 +42,13 @@ bool under_hypervisor() {
 
 namespace {
 
+/// Events whose Event::map is a map (what --maps filters, and stack_map is told for).
+bool is_map_event_kind(trace::SiteKind k) {
+  using K = trace::SiteKind;
+  return k == K::kEntry || k == K::kWriteBegin || k == K::kWriteEnd || k == K::kReturn || k == K::kMapRead ||
+         k == K::kMapCreate;
+}
+
 bool is_map_role(ProbeRole r) {
   return r == ProbeRole::kMapAssign || r == ProbeRole::kMapDelete || r == ProbeRole::kMapClear ||
          r == ProbeRole::kMapClone;
@@ -148,14 +155,13 @@ Result<void> add_sync_sites(const GoBinary& bin, bool reads, std::vector<Planned
 
 namespace {
 
-/// The --dangling sites: GC mark termination, and the conversions back to pointers.
+/// The --dangling sites: the conversions back to pointers (GC mark termination is in
+/// every recording).
 Result<void> add_dangling_sites(const GoBinary& bin, const std::vector<std::string>& hooks,
                                 std::vector<PlannedSite>& out) {
-  auto fi = bin.func("runtime.gcMarkTermination");
-  if (!fi)
+  if (!bin.func("runtime.gcMarkTermination"))
     return make_error(ErrorKind::kNotFound, "runtime.gcMarkTermination not found in {}: --dangling cannot tell when a GC "
                       "cycle completes", bin.elf().path());
-  out.push_back(make_site(trace::SiteKind::kGcMarkTermination, "runtime.gcMarkTermination", "", fi->entry));
   auto convert = [&](const std::string& fn, const std::string& reg, RemoteAddr entry) {
     out.push_back(make_site(trace::SiteKind::kConvert, fn, "convert", entry));
     out.back().key_reg = reg;
@@ -234,6 +240,21 @@ Result<std::vector<PlannedSite>> plan_sites(const GoBinary& bin, const std::vect
   } else {
     warnings.push_back("runtime.goexit0 not found: a reused g may merge two goroutines");
   }
+  // Map creation: a map at an address is a new map after it (docs/report.md, "Map
+  // identity"). Uprobes in the perf backend (~15 us a map created); not in kDefaultHwOrder.
+  for (auto& c : plan.creators)
+    for (auto r : c.returns) {
+      out.push_back(make_site(trace::SiteKind::kMapCreate, c.function, "create", r));
+      out.back().map_reg = c.map_reg;
+      out.back().ret_at_rsp = true;
+    }
+  if (plan.creators.empty())
+    warnings.push_back("no map-creating function found (runtime.makemap, internal/runtime/maps.NewMap): a map freed and "
+                       "reallocated at the same address cannot be told from the old one");
+  // One hit per GC cycle: the heap scans of --dangling, and where a map may have been freed
+  // when its creation could not be seen.
+  if (auto fi = bin.func("runtime.gcMarkTermination"))
+    out.push_back(make_site(trace::SiteKind::kGcMarkTermination, "runtime.gcMarkTermination", "", fi->entry));
   if (sync) GORT_TRY_VOID(add_sync_sites(bin, reads, out, warnings));
   if (dangling) GORT_TRY_VOID(add_dangling_sites(bin, convert_hooks, out));
   return out;
@@ -262,6 +283,19 @@ Result<std::unique_ptr<Recorder>> Recorder::start(int pid, std::unique_ptr<GoBin
     r->lost_site_ = static_cast<uint32_t>(r->sites_.size());
     r->sites_.push_back(lost);
   }
+  // One probe per instruction: a later site at the same address is written from the first
+  // one's hits (an in-process patch and a uprobe cannot share an instruction).
+  {
+    std::unordered_map<uint64_t, uint32_t> first_at;
+    for (size_t i = 0; i < r->sites_.size(); i++) {
+      PlannedSite& ps = r->sites_[i];
+      if (!ps.probed || ps.select_entry) continue;
+      auto [it, fresh] = first_at.emplace(ps.link_addr.value(), static_cast<uint32_t>(i));
+      if (fresh || r->sites_[it->second].select_entry) continue;
+      r->sites_[it->second].also.push_back(static_cast<uint32_t>(i));
+      ps.probed = false;
+    }
+  }
   for (const PlannedSite& ps : r->sites_)
     r->site_regs_.push_back({reg_member(ps.g_reg), reg_member(ps.goid_reg), reg_member(ps.map_reg),
                              reg_member(ps.key_reg), reg_member(ps.obj_reg), reg_member(ps.acquired_if_zero)});
@@ -276,11 +310,20 @@ Result<std::unique_ptr<Recorder>> Recorder::start(int pid, std::unique_ptr<GoBin
     }
     ProbeSpec spec{ps.link_addr + slide, ProbeKind::kExec, static_cast<uint32_t>(i), "", 0};
     if (ps.select_entry) spec.stack_bytes = kSelectStackBytes;
-    if (ps.obj_rsp_slot) spec.stack_bytes = static_cast<uint32_t>((*ps.obj_rsp_slot + 8 + 7) / 8 * 8);
-    // The registers on_sample reads at this site (what an in-process record carries).
-    for (const std::string* reg : {&ps.g_reg, &ps.goid_reg, &ps.map_reg, &ps.key_reg, &ps.obj_reg, &ps.acquired_if_zero})
-      if (!reg->empty() && std::find(spec.regs.begin(), spec.regs.end(), *reg) == spec.regs.end())
-        spec.regs.push_back(*reg);
+    std::vector<const PlannedSite*> served = {&ps};
+    for (uint32_t j : ps.also) served.push_back(&r->sites_[j]);
+    for (const PlannedSite* p : served) {
+      if (p->obj_rsp_slot)
+        spec.stack_bytes = std::max(spec.stack_bytes, static_cast<uint32_t>((*p->obj_rsp_slot + 8 + 7) / 8 * 8));
+      // The registers on_sample reads at this site (what an in-process record carries).
+      std::vector<std::string> want;
+      for (const std::string* reg : {&p->g_reg, &p->goid_reg, &p->map_reg, &p->key_reg, &p->obj_reg, &p->acquired_if_zero})
+        if (!reg->empty()) want.push_back(*reg);
+      // A map event's rsp tells whether the map is on the goroutine's own stack (stack_map).
+      if (!p->map_reg.empty() && is_map_event_kind(p->site.kind)) want.push_back("rsp");
+      for (auto& reg : want)
+        if (std::find(spec.regs.begin(), spec.regs.end(), reg) == spec.regs.end()) spec.regs.push_back(reg);
+    }
     if (ps.select_entry) {
       // selectgo(cas0 RAX, ..., nsends RDI, nrecvs RSI): the in-process backend gathers
       // the cases' channels (scase.c) instead of the stack bytes perf samples.
@@ -353,6 +396,7 @@ Result<std::unique_ptr<Recorder>> Recorder::start(int pid, std::unique_ptr<GoBin
   h.command = opts.command;
   h.start_ns = r->start_ns_;
   h.stack_depth = opts.stack_depth;
+  h.dangling = opts.dangling;
   const auto& st = r->status_;
   std::vector<const ProbeStatus*> status_of(r->sites_.size(), nullptr);
   for (auto& s : st)
@@ -363,6 +407,10 @@ Result<std::unique_ptr<Recorder>> Recorder::start(int pid, std::unique_ptr<GoBin
     ps.site.pc = (ps.link_addr + slide).value();
     if (!ps.probed) {
       ps.site.backend = "derived";  // events written from another site's probe
+      for (size_t k = 0; k < r->sites_.size(); k++)  // ... which may not have been placed
+        if (std::find(r->sites_[k].also.begin(), r->sites_[k].also.end(), i) != r->sites_[k].also.end() &&
+            (!status_of[k] || status_of[k]->backend == ProbeBackend::kNone))
+          ps.site.backend = to_string(ProbeBackend::kNone);
     } else if (!status_of[i] || status_of[i]->backend == ProbeBackend::kNone) {
       ps.site.backend = to_string(ProbeBackend::kNone);
       r->warnings_.push_back(fmt::format("{} {} at {:#x}: not probed: {}", ps.site.function,
@@ -424,14 +472,34 @@ Result<void> Recorder::write_existing_goroutines() {
   return {};
 }
 
-namespace {
-
-bool is_map_event_kind(trace::SiteKind k) {
-  using K = trace::SiteKind;
-  return k == K::kEntry || k == K::kWriteBegin || k == K::kWriteEnd || k == K::kReturn || k == K::kMapRead;
+/// Whether MAP lies on the stack of G between RSP and g.stack.hi (Event::stack_map). The
+/// bounds are read from the g once and kept while RSP stays inside them (a stack that
+/// moved, or a g reused by another goroutine with another stack, is read again); unknown
+/// (unreadable, RSP outside) is false.
+bool Recorder::on_own_stack(uint64_t g, uint64_t rsp, uint64_t map) {
+  if (!g || !rsp || !map || map < rsp) return false;
+  auto& b = stack_bounds_[g];
+  if (!(b.first <= rsp && rsp < b.second)) {
+    b = {0, 0};
+    if (!mem_) {
+      if (mem_failed_) return false;
+      auto m = ProcMemory::open(pid_);
+      if (!m) {
+        mem_failed_ = true;
+        return false;
+      }
+      mem_ = std::move(*m);
+    }
+    const RuntimeLayouts& L = bin_->layouts();
+    uint64_t lo = 0, hi = 0;
+    if (!mem_->read(RemoteAddr(g + L.g_stack_lo), std::span(reinterpret_cast<uint8_t*>(&lo), 8)) ||
+        !mem_->read(RemoteAddr(g + L.g_stack_hi), std::span(reinterpret_cast<uint8_t*>(&hi), 8)))
+      return false;
+    if (!(lo <= rsp && rsp < hi)) return false;
+    b = {lo, hi};
+  }
+  return map < b.second;
 }
-
-}  // namespace
 
 void Recorder::add_lost(uint64_t time_ns) {
   if (lost_site_ == UINT32_MAX) return;
@@ -449,19 +517,25 @@ void Recorder::on_sample(const ProbeSample& s) {
   }
   newest_ns_ = std::max(newest_ns_, s.time_ns);
   if (s.after_loss) add_lost(s.time_ns - 1);
-  const PlannedSite& ps = sites_[s.cookie];
+  add_event(s, s.cookie);
+  for (uint32_t j : sites_[s.cookie].also) add_event(s, j);
+}
+
+/// The event of site SITE from sample S (S.cookie, or a site sharing its instruction).
+void Recorder::add_event(const ProbeSample& s, uint32_t site) {
+  const PlannedSite& ps = sites_[site];
   if (ps.site.kind == trace::SiteKind::kGcMarkTermination) {
     gc_marks_++;
     last_gc_mark_ns_ = std::max(last_gc_mark_ns_, s.time_ns);
   }
   // Lock's fast path: the CMPXCHG failed (the accumulator holds the nonzero state); the
   // acquire will come from lockSlow's return.
-  const SiteRegs& rr = site_regs_[s.cookie];
+  const SiteRegs& rr = site_regs_[site];
   auto reg = [&](uint64_t ThreadRegs::*m) { return m ? s.regs.*m : 0; };
   if (rr.acquired_if_zero && (reg(rr.acquired_if_zero) & 0xffffffffu) != 0) return;
   trace::Event e;
   e.time_ns = s.time_ns;
-  e.site = s.cookie;
+  e.site = site;
   e.tid = s.tid;
   e.cpu = s.cpu;
   e.g = reg(rr.g);
@@ -487,6 +561,7 @@ void Recorder::on_sample(const ProbeSample& s) {
     filtered_++;
     return;
   }
+  if (e.map != 0 && is_map_event_kind(ps.site.kind)) e.stack_map = on_own_stack(e.g, s.regs.rsp, e.map);
   bool stack_site = (!ps.site.op.empty() && ps.site.kind != trace::SiteKind::kSyncReturn) ||
                     ps.site.kind == trace::SiteKind::kThrow;
   if (stack_site && opts_.stack_depth > 0) {
@@ -656,7 +731,8 @@ Result<trace::Summary> Recorder::finish(const std::string& end_reason) {
   GORT_TRY_VOID(flush_batch(UINT64_MAX));
   trace::Summary sum;
   sum.end_ns = monotonic_ns();
-  sum.lost = (probes_ ? probes_->lost() : 0) + (inproc_ ? inproc_->lost() : 0);
+  sum.lost_unmarked = probes_ ? probes_->lost() : 0;
+  sum.lost = sum.lost_unmarked + (inproc_ ? inproc_->lost() : 0);
   // Closed here, one by one, even when the target is gone: a child closing them in the
   // background (PerfProbeSet::close_after_exit) made the next recording of the same
   // binary lose most of its uprobe hits while the old probes were being removed.

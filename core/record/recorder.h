@@ -13,6 +13,7 @@
 #include "core/disasm/probe_plan.h"
 #include "core/inproc/inproc_probes.h"
 #include "core/probes/perf_probes.h"
+#include "core/target/memory.h"
 #include "core/target/process.h"
 #include "core/trace/trace.h"
 #include "core/util/result.h"
@@ -21,6 +22,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <unordered_map>
 #include <unordered_set>
 #include <utility>
 #include <deque>
@@ -89,6 +91,10 @@ struct PlannedSite {
   std::string acquired_if_zero;      ///< keep the event only when this reg's low 32 bits are 0
   bool select_entry = false;   ///< runtime.selectgo: one event per case from the stack bytes
   bool probed = true;          ///< false: a site events are written for, without a probe of its own
+  /// Sites at the same instruction (e.g. a RET that ends a map clone and returns the new
+  /// map): one probe serves them all, and each hit writes one event per site. Set by
+  /// Recorder::start on the first of them; the others are not probed.
+  std::vector<uint32_t> also;
   /// The key register holds a signed value; a negative one means "none" (selectgo's -1).
   bool key_signed_none = false;
 };
@@ -148,6 +154,11 @@ class Recorder {
  private:
   Recorder() = default;
   void on_sample(const ProbeSample& s);
+  void add_event(const ProbeSample& s, uint32_t site);
+  bool on_own_stack(uint64_t g, uint64_t rsp, uint64_t map);
+  std::unordered_map<uint64_t, std::pair<uint64_t, uint64_t>> stack_bounds_;  ///< g -> [stack.lo, stack.hi)
+  std::unique_ptr<ProcMemory> mem_;
+  bool mem_failed_ = false;
   void add_lost(uint64_t time_ns);  ///< a kLost event (in-process recordings)
   uint32_t lost_site_ = UINT32_MAX;
   void add_select_cases(const ProbeSample& s, const trace::Event& entry);

@@ -126,13 +126,15 @@ uint8_t* BlockEncoder::encode(const Event& e, uint8_t* p) {
     f |= kFlagStack;
     p = put_stack(p, e);
   }
+  if (e.stack_map) f |= kFlagStackMap;
   *flags = f;
   return p;
 }
 
 // --- decoder ---------------------------------------------------------------------------
 
-BlockDecoder::BlockDecoder(const Header& h) : start_ns_(h.start_ns), site_pcs_(site_pcs(h)) {}
+BlockDecoder::BlockDecoder(const Header& h)
+    : start_ns_(h.start_ns), version_(h.version), site_pcs_(site_pcs(h)) {}
 
 void BlockDecoder::reset(const uint8_t* p, const uint8_t* end, uint64_t block_offset, uint32_t count) {
   begin_ = p_ = p;
@@ -202,7 +204,7 @@ int BlockDecoder::decode(Event& e) {
   const uint8_t* p = p_;
   if (p >= end_) return fail(p, "block ends before its event count");
   uint8_t f = *p++;
-  if (f & kFlagReserved) return fail(p - 1, "unknown event flag 0x80");
+  if ((f & kFlagStackMap) && version_ < 2) return fail(p - 1, "event flag 0x80 in a version 1 trace");
   uint64_t v;
   if (!get_uvarint(p, end_, v)) return fail(p_, "bad varint (time)");
   prev_time_ += uint64_t(unzigzag(v));
@@ -253,6 +255,7 @@ int BlockDecoder::decode(Event& e) {
   } else {
     e.stack.clear();
   }
+  e.stack_map = (f & kFlagStackMap) != 0;
   p_ = p;
   remaining_--;
   return 1;

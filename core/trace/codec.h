@@ -44,7 +44,7 @@ enum Flag : uint8_t {
   kFlagKey = 1 << 4,    ///< key present (zigzag varint)
   kFlagStack = 1 << 5,  ///< stack coded (table index, or a new stack)
   kFlagGoid = 1 << 6,   ///< goid present (varint)
-  kFlagReserved = 1 << 7,
+  kFlagStackMap = 1 << 7,  ///< Event::stack_map (version 2)
 };
 
 /// Worst-case encoded size of E (every field coded, every varint 10 bytes).
@@ -159,6 +159,7 @@ class BlockDecoder {
   int fail_trailing();
 
   uint64_t start_ns_;
+  uint32_t version_;
   std::vector<uint64_t> site_pcs_;
   const uint8_t* begin_ = nullptr;
   const uint8_t* p_ = nullptr;

@@ -18,7 +18,8 @@
 
 namespace gort::core::trace {
 
-inline constexpr uint32_t kVersion = 1;
+/// 2: kMapCreate sites and Event::stack_map (event flag 0x80). Readers take 1 and 2.
+inline constexpr uint32_t kVersion = 2;
 
 /// What a probe site is, for the analysis.
 enum class SiteKind : uint8_t {
@@ -58,10 +59,15 @@ enum class SiteKind : uint8_t {
   /// Events were lost just before this point (a full ring; `gort record --backend inproc`):
   /// any window open now may have lost its end, and a window's begin may be missing.
   kLost = 16,
+  /// A map was created (a RET of runtime.makemap / makemap_small, or of swiss
+  /// internal/runtime/maps.NewMap / (*Map).Clone): Event::map = the new map's address,
+  /// Site::op = "create". A map at an address is a new map from here on, even if an older
+  /// one was freed there (docs/report.md, "Map identity"). Version 2.
+  kMapCreate = 17,
 };
 /// "entry", "write-begin", "write-end", "return", "throw", "go-start", "go-exit",
 /// "acquire", "release", "sync-call", "sync-return", "go-create", "map-read",
-/// "gc-mark-termination", "convert", "lost"
+/// "gc-mark-termination", "convert", "lost", "map-create"
 const char* to_string(SiteKind k);
 /// The inverse of to_string(SiteKind); nullopt for an unknown name.
 std::optional<SiteKind> parse_site_kind(std::string_view name);
@@ -128,6 +134,9 @@ struct Header {
   std::vector<std::string> command;  ///< argv when launched by gort record, else empty
   uint64_t start_ns = 0;     ///< CLOCK_MONOTONIC when probes were armed
   uint32_t stack_depth = 0;  ///< max PCs per event stack (0: no stacks)
+  /// Recorded with --dangling (heap scans after GC cycles). Version 1 traces had a
+  /// gc-mark-termination site only then, which is what a version 1 reader takes it from.
+  bool dangling = false;
   std::vector<Site> sites;
   bool operator==(const Header&) const = default;
 };
@@ -148,6 +157,10 @@ struct Event {
   /// site's pc and stack[1] the return address into the caller (also at entry sites,
   /// where the frame-pointer chain alone would skip it).
   std::vector<uint64_t> stack;
+  /// Map events: the map lies on the accessing goroutine's own stack (between its rsp and
+  /// g.stack.hi), so no other goroutine can reach it (a stack-allocated map never escapes).
+  /// False also when that could not be told. Version 2 (event flag 0x80).
+  bool stack_map = false;
   bool operator==(const Event&) const = default;
 };
 
@@ -156,6 +169,8 @@ struct Summary {
   uint64_t end_ns = 0;
   uint64_t events = 0;        ///< events written
   uint64_t lost = 0;          ///< samples dropped (a full ring: the kernel's, or the in-process one)
+  /// Of those, the ones no kLost event marks (the kernel's perf rings only count theirs).
+  uint64_t lost_unmarked = 0;
   uint64_t filtered = 0;      ///< events dropped by --maps
   std::string end_reason;     ///< "duration", "interrupted", "target exited (status 0)",
                               ///< "target killed by signal 6", "stopped"

@@ -17,6 +17,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 
@@ -35,7 +36,7 @@ constexpr std::pair<SiteKind, const char*> kKindNames[] = {
     {SiteKind::kAcquire, "acquire"}, {SiteKind::kRelease, "release"},       {SiteKind::kSyncCall, "sync-call"},
     {SiteKind::kSyncReturn, "sync-return"}, {SiteKind::kGoCreate, "go-create"}, {SiteKind::kMapRead, "map-read"},
     {SiteKind::kGcMarkTermination, "gc-mark-termination"}, {SiteKind::kConvert, "convert"},
-    {SiteKind::kLost, "lost"},
+    {SiteKind::kLost, "lost"}, {SiteKind::kMapCreate, "map-create"},
 };
 }  // namespace
 
@@ -65,7 +66,7 @@ json header_json(const Header& h) {
   return {{"executable", h.executable}, {"build_id", h.build_id},   {"go_version", h.go_version},
           {"map_impl", h.map_impl},     {"slide", h.slide},         {"pid", h.pid},
           {"command", h.command},       {"start_ns", h.start_ns},   {"stack_depth", h.stack_depth},
-          {"sites", sites}};
+          {"dangling", h.dangling},     {"sites", sites}};
 }
 
 /// Missing keys take their defaults: a later writer may add or drop fields without a
@@ -94,11 +95,15 @@ Result<Header> header_from_json(const json& j, uint32_t version) {
     site.backend = s.value("backend", "");
     h.sites.push_back(std::move(site));
   }
+  bool gc_site = std::any_of(h.sites.begin(), h.sites.end(),
+                             [](const Site& s) { return s.kind == SiteKind::kGcMarkTermination; });
+  h.dangling = j.value("dangling", version == 1 && gc_site);
   return h;
 }
 
 json summary_json(const Summary& s) {
   return {{"end_ns", s.end_ns},         {"events", s.events},         {"lost", s.lost},
+          {"lost_unmarked", s.lost_unmarked},
           {"filtered", s.filtered},     {"end_reason", s.end_reason}, {"warnings", s.warnings}};
 }
 
@@ -107,6 +112,7 @@ Summary summary_from_json(const json& j) {
   s.end_ns = j.value("end_ns", uint64_t(0));
   s.events = j.value("events", uint64_t(0));
   s.lost = j.value("lost", uint64_t(0));
+  s.lost_unmarked = j.value("lost_unmarked", s.lost);  // older traces: unknown, so all of them
   s.filtered = j.value("filtered", uint64_t(0));
   s.end_reason = j.value("end_reason", "");
   s.warnings = j.value("warnings", std::vector<std::string>{});

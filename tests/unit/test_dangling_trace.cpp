@@ -27,6 +27,7 @@ Header dangling_header() {
   Header h;
   h.go_version = "go1.26.8";
   h.start_ns = 1'000;
+  h.dangling = true;
   h.sites = {{SiteKind::kGcMarkTermination, "runtime.gcMarkTermination", "", 0x41a000, "uprobe"},
              {SiteKind::kConvert, "main.lookup", "convert", 0x4a0000, "uprobe"}};
   return h;

@@ -382,15 +382,21 @@ TEST_CASE("trace reader: not a trace, unsupported version, bad header") {
 
   write_trace(f.path, test_header(), synthetic(10));
   auto b = read_bytes(f.path);
-  b[8] = 2;  // version 2
+  b[8] = 3;  // version 3
   write_bytes(f.path, b);
   r = Reader::open(f.path);
   REQUIRE_FALSE(r.ok());
   CHECK(r.error().kind == ErrorKind::kUnsupported);
-  CHECK(r.error().message == f.path + ": offset 8: trace format version 2 is not supported (this gort reads version 1); "
-                                      "a newer gort may read it");
+  CHECK(r.error().message == f.path + ": offset 8: trace format version 3 is not supported (this gort reads versions "
+                                      "1 to 2); a newer gort may read it");
 
-  b[8] = 1;
+  b[8] = 1;  // version 1 traces are read (no map-create sites, no stack_map flag)
+  write_bytes(f.path, b);
+  r = Reader::open(f.path);
+  REQUIRE_MESSAGE(r.ok(), r.error().message);
+  CHECK(r->header().version == 1);
+
+  b[8] = 2;
   b[20] ^= 0x01;  // the header's checksum
   write_bytes(f.path, b);
   r = Reader::open(f.path);
@@ -542,7 +548,18 @@ TEST_CASE("trace reader: bad varints, out-of-range indices and counts inside a c
   check({0, 0, 1}, 1, "offset {1}: no thread in event 0");
   check({kFlagTid | kFlagG, 0, 1, 0, 42, 5}, 1, "offset {1}: bad g (varint or table index) in event 0");
   check({kFlagTid | kFlagStack, 0, 1, 0, 42, 0, 0}, 1, "bad stack (varint, table index or frame count)");  // 0 frames
-  check({kFlagReserved, 0, 1}, 1, "offset {1}: unknown event flag 0x80");
+  {
+    trace_with_block(f.path, {kFlagTid | kFlagStackMap, 0, 1, 0, 42}, 1);
+    auto res = read_all(f.path);
+    REQUIRE_MESSAGE(res.ok, res.error);
+    CHECK(res.events.at(0).stack_map);
+    auto b = read_bytes(f.path);
+    b[8] = 1;  // the flag did not exist in version 1
+    write_bytes(f.path, b);
+    res = read_all(f.path);
+    CHECK_FALSE(res.ok);
+    CHECK_MESSAGE(res.error.find("event flag 0x80 in a version 1 trace in event 0") != std::string::npos, res.error);
+  }
   check(ok, 2, "block ends before its event count in event 1");
   auto two = ok;
   two.push_back(0);

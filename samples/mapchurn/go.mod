@@ -1,0 +1,3 @@
+module gort.example/mapchurn
+
+go 1.21
