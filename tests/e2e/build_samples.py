@@ -21,7 +21,7 @@ import racecmp  # noqa: E402
 EVERY = ("normal", "stripped", "pie", "noswiss")
 # Builds only some tests use: (sample, variant)
 SPECIAL = [("dangling", "checkptr"), ("mapcount", "cgo")]
-RACE = ("unlocked_path", "synced")
+RACE = ("unlocked_path", "synced", "mapchurn")
 
 
 def jobs(tc):
