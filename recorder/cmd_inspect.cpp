@@ -94,6 +94,13 @@ nlohmann::json to_json(const core::GoBinary& b, const core::ProbePlan& plan) {
                       {"sites", sites}});
   }
   j["probes"] = probes;
+  json creators = json::array();
+  for (auto& c : plan.creators) {
+    json rets = json::array();
+    for (auto r : c.returns) rets.push_back(hex(r));
+    creators.push_back({{"function", c.function}, {"entry", hex(c.entry)}, {"map_reg", c.map_reg}, {"returns", rets}});
+  }
+  j["map_creators"] = creators;
   j["warnings"] = plan.warnings;
   j["notes"] = b.notes();
   return j;
@@ -142,6 +149,10 @@ void print_human(const core::GoBinary& b, const core::ProbePlan& plan) {
   for (auto& p : plan.probes)
     fmt::print("  {:<14} {:<46} {:>10} {:>6} {:>6} {:>5}\n", core::to_string(p.role), p.function, hex(p.entry),
                p.write_begin.size(), p.write_end.size(), p.returns.size());
+  fmt::print("\nmap creation: {} functions (the new map in the result register at each RET)\n", plan.creators.size());
+  for (auto& c : plan.creators)
+    fmt::print("  {:<14} {:<46} {:>10} {:>6} {:>6} {:>5}\n", core::to_string(c.role), c.function, hex(c.entry), "-", "-",
+               c.returns.size());
   for (auto& w : plan.warnings) fmt::print("warning: {}\n", w);
   for (auto& n : b.notes()) fmt::print("note: {}\n", n);
 }

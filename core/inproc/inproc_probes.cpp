@@ -123,7 +123,7 @@ Result<std::unique_ptr<InprocProbeSet>> InprocProbeSet::create(const StopWorld& 
       }
     }
     s->sites_.push_back({std::move(*patch), 0, spec.cookie, spec.stack_bytes, std::move(members), spec.regs,
-                         spec.gather, gather_base});
+                         spec.gather, gather_base, spec.on_stack_reg});
   }
   if (s->sites_.empty()) return s;  // nothing to install: every probe falls back
 
@@ -235,6 +235,7 @@ Result<std::unique_ptr<InprocProbeSet>> InprocProbeSet::create(const StopWorld& 
       p.gather_offset = site.gather->offset;
     }
     p.regs = site.reg_names;
+    if (!site.on_stack_reg.empty()) p.on_stack_reg = site.on_stack_reg;
     GORT_TRY(auto t, build_trampoline(site.patch, p, site.trampoline));
     if (t.size() > kTrampolineMax) return make_error(ErrorKind::kInternal, "trampoline of {} bytes", t.size());
     std::copy(t.begin(), t.end(), page.begin() + static_cast<std::ptrdiff_t>(i * kTrampolineMax));
@@ -365,6 +366,9 @@ void InprocProbeSet::emit(const uint8_t* r, const std::function<void(const Probe
   std::memcpy(&cookie, r + ring::kCookie, 4);
   std::memcpy(&cpu, r + ring::kCpu, 4);
   ProbeSample& smp = sample_;
+  smp.on_stack.reset();
+  bool on_stack = cookie & 0x80000000u;
+  cookie &= 0x7fffffffu;
   smp.cookie = cookie;
   smp.time_ns = tsc_to_ns(u64(ring::kTsc));
   smp.pid = static_cast<uint32_t>(pid_);
@@ -384,6 +388,7 @@ void InprocProbeSet::emit(const uint8_t* r, const std::function<void(const Probe
     const Site& st = sites_[site_of_cookie_[cookie]];
     g.rip = st.patch.site.value() + static_cast<uint64_t>(slide_);
     stack_bytes = std::max<uint32_t>(st.stack_bytes, 8);
+    if (!st.on_stack_reg.empty()) smp.on_stack = on_stack;
     for (size_t i = 0; i < st.regs.size(); i++) g.*st.regs[i] = u64(ring::kRegs + static_cast<int32_t>(8 * i));
   }
   smp.callchain.clear();

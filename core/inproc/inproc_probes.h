@@ -107,6 +107,7 @@ class InprocProbeSet {
     std::vector<std::string> reg_names;        ///< the same, by name (for the trampoline)
     std::optional<ProbeSpec::Gather> gather;
     uint64_t ThreadRegs::*gather_base = nullptr;
+    std::string on_stack_reg;                  ///< ProbeSpec::on_stack_reg
   };
   uint64_t tsc_to_ns(uint64_t tsc) const;
   /// STOP's world with no thread inside a signal handler (QUIET), or after 50 tries the

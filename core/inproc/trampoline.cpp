@@ -324,6 +324,24 @@ Result<std::vector<uint8_t>> build_trampoline(const SitePatch& patch, const Tram
   else a.load(RAX, RSP, kPushed + static_cast<int32_t>(prm.stack_word));
   a.store(R13, kStack + 8, RAX);
   a.store_imm(R13, kCookie, static_cast<int32_t>(prm.cookie));  // also zeroes kCpu
+  if (prm.on_stack_reg) {
+    // The register in [site rsp, g.stack.hi): the cookie again with bit 31 (the imm32 is
+    // sign-extended into kCpu, which is written below).
+    auto r = reg_number(*prm.on_stack_reg);
+    if (!r) return make_error(ErrorKind::kInternal, "no register '{}' to test", *prm.on_stack_reg);
+    int off_stack = a.label();
+    if (auto off = saved_at(*r)) a.load(RAX, RSP, *off);
+    else if (*r == RSP) a.lea(RAX, RSP, kPushed);
+    else a.mov(RAX, *r);
+    a.lea(RCX, RSP, kPushed);
+    a.cmp(RAX, RCX);
+    a.jcc(kJb, off_stack);
+    a.load(RCX, R14, static_cast<int32_t>(prm.g_stack_hi));
+    a.cmp(RAX, RCX);
+    a.jcc(kJae, off_stack);
+    a.store_imm(R13, kCookie, static_cast<int32_t>(prm.cookie | 0x80000000u));
+    a.bind(off_stack);
+  }
   a.xor32(RAX);
   if (prm.g_m && prm.m_procid) {
     int no_m = a.label();

@@ -28,7 +28,7 @@ namespace gort::core::inproc {
 /// The ring: a control block, then `slots` records of kRecord bytes. Producers (the
 /// trampolines) reserve a slot with LOCK XADD on head, drop (and count) when the slot is
 /// not yet read, fill it and publish it by writing seq = index + 1 last. The reader
-/// advances tail.
+/// advances tail. A record's cookie has bit 31 set for TrampolineParams::on_stack_reg.
 namespace ring {
 // head (producers), tail (the reader) and drops on cache lines of their own: a reader
 // writing tail next to head made every producer CMPXCHG miss.
@@ -94,6 +94,9 @@ struct TrampolineParams {
   uint32_t gather_stride = 0, gather_offset = 0;
   /// Also record the frame-pointer chain (bounded by the g's stack).
   bool chain = true;
+  /// Set bit 31 of the record's cookie when this register's value lies in [the site's rsp,
+  /// g.stack.hi): a map on the goroutine's own stack (ProbeSpec::on_stack_reg).
+  std::optional<std::string> on_stack_reg;
 };
 
 /// The trampoline of PATCH placed at runtime address AT.

@@ -54,6 +54,10 @@ struct ProbeSpec {
     uint32_t stride = 0, offset = 0, count = 0;
   };
   std::optional<Gather> gather;
+  /// In-process probes: at each hit, whether this register's value lies in [the site's
+  /// rsp, g.stack.hi) (a map on the goroutine's own stack), told in ProbeSample::on_stack.
+  /// Perf cannot read the g at the hit: the consumer works it out from the sample.
+  std::string on_stack_reg;
 };
 
 /// kInproc: a patched jump to a trampoline in the program (core/inproc), not a perf event.
@@ -92,6 +96,8 @@ struct ProbeSample {
   std::vector<uint8_t> stack;  ///< stack_bytes bytes from rsp upward
   std::vector<uint64_t> callchain;  ///< user PCs, innermost (ip) first; empty unless asked
   bool after_loss = false;  ///< samples were dropped just before this one (in-process ring)
+  /// ProbeSpec::on_stack_reg's answer, taken at the hit (in-process probes only).
+  std::optional<bool> on_stack;
 };
 
 class PerfProbeSet {

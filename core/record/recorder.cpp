@@ -323,7 +323,10 @@ Result<std::unique_ptr<Recorder>> Recorder::start(int pid, std::unique_ptr<GoBin
       if (!p->map_reg.empty() && is_map_event_kind(p->site.kind)) want.push_back("rsp");
       for (auto& reg : want)
         if (std::find(spec.regs.begin(), spec.regs.end(), reg) == spec.regs.end()) spec.regs.push_back(reg);
+      if (spec.on_stack_reg.empty() && !p->map_reg.empty() && is_map_event_kind(p->site.kind))
+        spec.on_stack_reg = p->map_reg;
     }
+    r->sites_[i].on_stack_reg = spec.on_stack_reg;
     if (ps.select_entry) {
       // selectgo(cas0 RAX, ..., nsends RDI, nrecvs RSI): the in-process backend gathers
       // the cases' channels (scase.c) instead of the stack bytes perf samples.
@@ -376,6 +379,10 @@ Result<std::unique_ptr<Recorder>> Recorder::start(int pid, std::unique_ptr<GoBin
       r->warnings_.push_back(fmt::format("the {} site(s) above get uprobes, not hardware breakpoints: this is a virtual "
                                          "machine (--max-hw 4 uses the debug registers anyway)",
                                          perf_specs.size()));
+    // Perf: the stack bytes the frame-pointer walk of on_own_stack() reads (not for the
+    // in-process records, which hold two stack words and test the stack at the hit).
+    for (ProbeSpec& sp : perf_specs)
+      if (!sp.on_stack_reg.empty()) sp.stack_bytes = std::max(sp.stack_bytes, kMapStackBytes);
     GORT_TRY(auto set, PerfProbeSet::create(pid, perf_specs, po));
     r->probes_ = std::move(set);
     for (const ProbeStatus& st : r->probes_->status()) r->status_.push_back(st);
@@ -472,12 +479,27 @@ Result<void> Recorder::write_existing_goroutines() {
   return {};
 }
 
-/// Whether MAP lies on the stack of G between RSP and g.stack.hi (Event::stack_map). The
-/// bounds are read from the g once and kept while RSP stays inside them (a stack that
-/// moved, or a g reused by another goroutine with another stack, is read again); unknown
-/// (unreadable, RSP outside) is false.
-bool Recorder::on_own_stack(uint64_t g, uint64_t rsp, uint64_t map) {
+/// Whether MAP lies on the stack of G at sample S, between its rsp and g.stack.hi
+/// (Event::stack_map), for a perf sample (an in-process one says it itself). The sample
+/// is read after the fact, so the g may have moved its stack or exited since; two ways:
+///  - the frame-pointer chain in the sample's stack bytes (kMapStackBytes from rsp): every
+///    saved rbp it reaches, going up, is a frame of this stack, so [rsp, highest + 16) is
+///    stack memory;
+///  - g.stack.{lo,hi} read from the g now, kept per g while rsp stays inside them (a
+///    stack that moved, or a g reused with another stack, is read again).
+/// Unknown (neither shows it) is false.
+bool Recorder::on_own_stack(const ProbeSample& s, uint64_t g, uint64_t map) {
+  uint64_t rsp = s.regs.rsp;
   if (!g || !rsp || !map || map < rsp) return false;
+  uint64_t top = 0;
+  for (uint64_t bp = s.regs.rbp; bp >= rsp && bp - rsp + 16 <= s.stack.size();) {
+    top = bp + 16;
+    uint64_t next;
+    std::memcpy(&next, s.stack.data() + (bp - rsp), 8);
+    if (next <= bp) break;
+    bp = next;
+  }
+  if (map + 8 <= top) return true;
   auto& b = stack_bounds_[g];
   if (!(b.first <= rsp && rsp < b.second)) {
     b = {0, 0};
@@ -561,7 +583,10 @@ void Recorder::add_event(const ProbeSample& s, uint32_t site) {
     filtered_++;
     return;
   }
-  if (e.map != 0 && is_map_event_kind(ps.site.kind)) e.stack_map = on_own_stack(e.g, s.regs.rsp, e.map);
+  if (e.map != 0 && is_map_event_kind(ps.site.kind)) {
+    const std::string& tested = sites_[s.cookie].on_stack_reg;
+    e.stack_map = s.on_stack && ps.map_reg == tested ? *s.on_stack : on_own_stack(s, e.g, e.map);
+  }
   bool stack_site = (!ps.site.op.empty() && ps.site.kind != trace::SiteKind::kSyncReturn) ||
                     ps.site.kind == trace::SiteKind::kThrow;
   if (stack_site && opts_.stack_depth > 0) {

@@ -95,6 +95,9 @@ struct PlannedSite {
   /// map): one probe serves them all, and each hit writes one event per site. Set by
   /// Recorder::start on the first of them; the others are not probed.
   std::vector<uint32_t> also;
+  /// The register the probe tests against the goroutine's stack at the hit (in-process:
+  /// ProbeSpec::on_stack_reg): this site's map_reg, or that of a site in ALSO.
+  std::string on_stack_reg;
   /// The key register holds a signed value; a negative one means "none" (selectgo's -1).
   bool key_signed_none = false;
 };
@@ -155,7 +158,7 @@ class Recorder {
   Recorder() = default;
   void on_sample(const ProbeSample& s);
   void add_event(const ProbeSample& s, uint32_t site);
-  bool on_own_stack(uint64_t g, uint64_t rsp, uint64_t map);
+  bool on_own_stack(const ProbeSample& s, uint64_t g, uint64_t map);
   std::unordered_map<uint64_t, std::pair<uint64_t, uint64_t>> stack_bounds_;  ///< g -> [stack.lo, stack.hi)
   std::unique_ptr<ProcMemory> mem_;
   bool mem_failed_ = false;
@@ -166,6 +169,9 @@ class Recorder {
   /// Writes the held-back events stamped before BEFORE_NS, in time order.
   Result<void> flush_batch(uint64_t before_ns);
   static constexpr uint64_t kReorderMarginNs = 2'000'000;
+  /// Perf stack bytes at map sites: enough for the frames of the map function and of the
+  /// caller that declared a stack map (Recorder::on_own_stack).
+  static constexpr uint32_t kMapStackBytes = 512;
   static constexpr size_t kInprocChunk = 8192;
   uint64_t newest_ns_ = 0;  ///< the latest event time seen
 

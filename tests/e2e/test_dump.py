@@ -48,7 +48,7 @@ def json_lines(stdout):
 def test_sample_is_a_valid_trace(sample):
     data = sample.read_bytes()
     assert data[:8] == b"GORTTRC\0"
-    assert struct.unpack_from("<I", data, 8)[0] == 1
+    assert struct.unpack_from("<I", data, 8)[0] == 2  # trace format version (docs/trace-format.md)
     recs = records(data)
     assert recs[0][1] == "HEAD" and recs[-1][1] == "SUMM"
     blocks = [r for r in recs if r[1] == "EVNT"]

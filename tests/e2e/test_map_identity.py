@@ -79,14 +79,14 @@ def test_churn_launched_inproc(toolchain, tmp_path, mode, variant):
 
 
 @pytest.mark.primary_only
-@pytest.mark.parametrize("mode", ["heap", "stack"])
-def test_churn_launched_perf(toolchain, tmp_path, mode):
-    """The perf backend: creations through uprobes on the creating functions' RETs, and the
-    stack bounds read from the g by gort."""
+def test_churn_launched_perf_stack(toolchain, tmp_path):
+    """The perf backend, which cannot read the g at the hit: stack maps of goroutines that
+    are gone by the time gort reads their samples (test_churn_attached covers creations
+    through perf)."""
     exe = build_sample(toolchain, "mapchurn")
-    trace = tmp_path / f"{mode}.trace"
-    record(trace, exe, mode, backend="perf")
-    assert_clean(report(trace), mode)
+    trace = tmp_path / "stack.trace"
+    record(trace, exe, "stack", backend="perf")
+    assert_clean(report(trace), "stack")
 
 
 @pytest.mark.primary_only
@@ -122,14 +122,16 @@ def test_churn_attached(toolchain, tmp_path, backend):
 
 
 def test_shared_map_still_found(toolchain, tmp_path):
-    """The control: one long-lived map, two goroutines, no synchronization."""
+    """The control: one long-lived map, two goroutines, no synchronization. Mostly the
+    writes are apart in time (an unsynchronized-map-write); when two overlap, that is a
+    concurrent-map-write (and the happens-before analysis leaves that pair to it)."""
     exe = build_sample(toolchain, "mapchurn")
     trace = tmp_path / "shared.trace"
     record(trace, exe, "shared")
     rep = report(trace)
-    unsync = [f for f in rep["findings"] if f["kind"] == "unsynchronized-map-write"]
-    assert unsync, brief(rep)
-    for f in unsync:
+    found = [f for f in rep["findings"] if f["kind"] in ("unsynchronized-map-write", "concurrent-map-write")]
+    assert found, brief(rep)
+    for f in found:
         sides = [[fr["function"] for fr in a["stack"]] for a in f["accesses"]]
         assert all(s and s[0] == "main.writeShared" for s in sides), brief(rep)
         assert f["accesses"][0]["goroutine"] != f["accesses"][1]["goroutine"], brief(rep)
