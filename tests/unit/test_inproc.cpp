@@ -219,6 +219,52 @@ TEST_CASE("inproc: a patched function records every call and still computes the 
   CHECK(map[0x22] == 0);
 }
 
+TEST_CASE("inproc: a map register tested against the goroutine's stack at the hit sets bit 31 of the cookie") {
+  Page page;
+  uint64_t fn = reinterpret_cast<uint64_t>(page.p);
+  std::memcpy(page.p, kFunc.data(), kFunc.size());
+  auto mid = plan_patch(decoder(), Bytes(page.p, kFunc.size()), RemoteAddr(fn), RemoteAddr(fn + 6));
+  REQUIRE(mid);
+  constexpr uint64_t kSlots = 64;
+  std::vector<uint8_t> ring_mem(ring::kDataOffset + kSlots * ring::kRecord + 4096);
+  auto ring_addr = (reinterpret_cast<uint64_t>(ring_mem.data()) + 4095) & ~uint64_t{4095};
+  auto* ring_p = reinterpret_cast<uint8_t*>(ring_addr);
+  TrampolineParams prm;
+  prm.ring = ring_addr;
+  prm.slots = kSlots;
+  prm.cookie = 5;
+  prm.regs = {"r14", "rbx", "rsp"};
+  prm.on_stack_reg = "rbx";
+  auto t = build_trampoline(*mid, prm, fn + 0x800);
+  REQUIRE(t);
+  page.put(0x800, *t);
+  auto j = jump_bytes(*mid, 0, fn + 0x800);
+  REQUIRE(j);
+  page.put(6, *j);
+
+  FakeGoroutine fg;  // on this thread's stack, above the site's rsp
+  auto cookie_of = [&](uint64_t i) {
+    uint32_t c;
+    std::memcpy(&c, ring_p + ring::kDataOffset + i * ring::kRecord + ring::kCookie, 4);
+    return c;
+  };
+  // The map lies past g.stack.hi (the end of the frames): not on the goroutine's stack.
+  CHECK(call(page.p, &fg.g, &fg.frames[0], fg.map) == reinterpret_cast<uint64_t>(fg.map));
+  CHECK(cookie_of(0) == 5);
+  // A stack whose top is past the map: on it.
+  fg.g.hi = reinterpret_cast<uint64_t>(fg.map + sizeof fg.map);
+  call(page.p, &fg.g, &fg.frames[0], fg.map);
+  CHECK(cookie_of(1) == (5u | 0x80000000u));
+  // Below the site's rsp (a heap address, low): not on it, whatever hi says.
+  static uint8_t low_map[64];
+  call(page.p, &fg.g, &fg.frames[0], low_map);
+  CHECK(cookie_of(2) == 5);
+  CHECK(low_map[0x22] == 0);
+  uint32_t cpu;
+  std::memcpy(&cpu, ring_p + ring::kDataOffset + ring::kRecord + ring::kCpu, 4);
+  CHECK(cpu != 0xffffffffu);  // the sign-extended store of the flagged cookie is overwritten
+}
+
 TEST_CASE("inproc: the status flags live at a site survive the trampoline") {
   // mov eax, 0x7fffffff; add eax, 1 (OF=1, SF=1, CF=0, ZF=0); +8: mov rcx, rbx; mov rdx, rbx
   // (the site: no flag writes); seto al; sets ah; movzx eax, ax; ret  ->  0x0101
