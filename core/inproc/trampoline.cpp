@@ -285,6 +285,15 @@ Result<std::vector<uint8_t>> build_trampoline(const SitePatch& patch, const Tram
       if (saved[i] == r) return static_cast<int32_t>(flags_slot + 8 * (6 - i));
     return std::nullopt;
   };
+  // DST = the value register NAME had at the site (pushed ones are read back from the stack).
+  auto load_site_reg = [&](uint8_t dst, const std::string& name, const char* what) -> Result<void> {
+    auto r = reg_number(name);
+    if (!r) return make_error(ErrorKind::kInternal, "no register '{}' to {}", name, what);
+    if (auto off = saved_at(*r)) a.load(dst, RSP, *off);
+    else if (*r == RSP) a.lea(dst, RSP, kPushed);
+    else a.mov(dst, *r);
+    return {};
+  };
   int full = a.label(), done = a.label(), retry = a.label();
   a.mov_imm64(R12, prm.ring);
   // Reserve index head only while the ring has room (CMPXCHG loop): a dropped hit never
@@ -306,18 +315,8 @@ Result<std::vector<uint8_t>> build_trampoline(const SitePatch& patch, const Tram
   a.add_imm(R13, static_cast<int32_t>(kDataOffset));  // r13 = the record
   // The site's registers, as they were at the site.
   for (size_t i = 0; i < prm.regs.size(); i++) {
-    auto r = reg_number(prm.regs[i]);
-    if (!r) return make_error(ErrorKind::kInternal, "no register '{}' to record", prm.regs[i]);
-    int32_t at = kRegs + static_cast<int32_t>(8 * i);
-    if (auto off = saved_at(*r)) {
-      a.load(RAX, RSP, *off);
-      a.store(R13, at, RAX);
-    } else if (*r == RSP) {
-      a.lea(RAX, RSP, kPushed);
-      a.store(R13, at, RAX);
-    } else {
-      a.store(R13, at, *r);
-    }
+    GORT_TRY_VOID(load_site_reg(RAX, prm.regs[i], "record"));
+    a.store(R13, kRegs + static_cast<int32_t>(8 * i), RAX);
   }
   a.load(RAX, RSP, kPushed), a.store(R13, kStack, RAX);
   if (prm.gather_base) a.lea(RAX, RSP, kPushed);  // the site's rsp: where the gathered words sit
@@ -327,12 +326,8 @@ Result<std::vector<uint8_t>> build_trampoline(const SitePatch& patch, const Tram
   if (prm.on_stack_reg) {
     // The register in [site rsp, g.stack.hi): the cookie again with bit 31 (the imm32 is
     // sign-extended into kCpu, which is written below).
-    auto r = reg_number(*prm.on_stack_reg);
-    if (!r) return make_error(ErrorKind::kInternal, "no register '{}' to test", *prm.on_stack_reg);
     int off_stack = a.label();
-    if (auto off = saved_at(*r)) a.load(RAX, RSP, *off);
-    else if (*r == RSP) a.lea(RAX, RSP, kPushed);
-    else a.mov(RAX, *r);
+    GORT_TRY_VOID(load_site_reg(RAX, *prm.on_stack_reg, "test"));
     a.lea(RCX, RSP, kPushed);
     a.cmp(RAX, RCX);
     a.jcc(kJb, off_stack);
@@ -366,12 +361,8 @@ Result<std::vector<uint8_t>> build_trampoline(const SitePatch& patch, const Tram
   };
   if (prm.gather_base) {
     // Words at [base + i*stride + offset], while inside [site rsp, g.stack.hi).
-    auto base = reg_number(*prm.gather_base);
-    if (!base) return make_error(ErrorKind::kInternal, "no register '{}' to gather from", *prm.gather_base);
     int end = a.label();
-    if (auto off = saved_at(*base)) a.load(RCX, RSP, *off);
-    else if (*base == RSP) a.lea(RCX, RSP, kPushed);
-    else a.mov(RCX, *base);
+    GORT_TRY_VOID(load_site_reg(RCX, *prm.gather_base, "gather from"));
     a.add_imm(RCX, static_cast<int32_t>(prm.gather_offset));
     a.lea(RDX, RSP, kPushed);
     a.load(RBX, R14, static_cast<int32_t>(prm.g_stack_hi));

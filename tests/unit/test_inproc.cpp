@@ -105,6 +105,17 @@ struct Page {
   void put(size_t off, const std::vector<uint8_t>& bytes) { std::memcpy(p + off, bytes.data(), bytes.size()); }
 };
 
+/// A ring of SLOTS records in this process's memory (page-aligned, as the program's is).
+struct TestRing {
+  std::vector<uint8_t> mem;
+  uint64_t addr;
+  uint8_t* p;
+  explicit TestRing(uint64_t slots) : mem(ring::kDataOffset + slots * ring::kRecord + 4096) {
+    addr = (reinterpret_cast<uint64_t>(mem.data()) + 4095) & ~uint64_t{4095};
+    p = reinterpret_cast<uint8_t*>(addr);
+  }
+};
+
 }  // namespace
 
 TEST_CASE("inproc: a patched function records every call and still computes the same") {
@@ -131,11 +142,10 @@ TEST_CASE("inproc: a patched function records every call and still computes the 
   CHECK(ret->flags_dead);
 
   constexpr uint64_t kSlots = 64;
-  std::vector<uint8_t> ring_mem(ring::kDataOffset + kSlots * ring::kRecord + 4096);
-  auto ring_addr = (reinterpret_cast<uint64_t>(ring_mem.data()) + 4095) & ~uint64_t{4095};
-  auto* ring_p = reinterpret_cast<uint8_t*>(ring_addr);
+  TestRing tr(kSlots);
+  uint8_t* ring_p = tr.p;
   TrampolineParams prm;
-  prm.ring = ring_addr;
+  prm.ring = tr.addr;
   prm.slots = kSlots;
   prm.g_m = 48;
   prm.m_procid = 64;
@@ -226,11 +236,10 @@ TEST_CASE("inproc: a map register tested against the goroutine's stack at the hi
   auto mid = plan_patch(decoder(), Bytes(page.p, kFunc.size()), RemoteAddr(fn), RemoteAddr(fn + 6));
   REQUIRE(mid);
   constexpr uint64_t kSlots = 64;
-  std::vector<uint8_t> ring_mem(ring::kDataOffset + kSlots * ring::kRecord + 4096);
-  auto ring_addr = (reinterpret_cast<uint64_t>(ring_mem.data()) + 4095) & ~uint64_t{4095};
-  auto* ring_p = reinterpret_cast<uint8_t*>(ring_addr);
+  TestRing tr(kSlots);
+  uint8_t* ring_p = tr.p;
   TrampolineParams prm;
-  prm.ring = ring_addr;
+  prm.ring = tr.addr;
   prm.slots = kSlots;
   prm.cookie = 5;
   prm.regs = {"r14", "rbx", "rsp"};
@@ -276,8 +285,8 @@ TEST_CASE("inproc: the status flags live at a site survive the trampoline") {
   auto site = plan_patch(decoder(), Bytes(page.p, f.size()), RemoteAddr(fn), RemoteAddr(fn + 8));
   REQUIRE(site);
   CHECK(!site->flags_dead);
-  std::vector<uint8_t> ring_mem(ring::kDataOffset + 64 * ring::kRecord + 4096);
-  auto ring_addr = (reinterpret_cast<uint64_t>(ring_mem.data()) + 4095) & ~uint64_t{4095};
+  TestRing tr(64);
+  uint64_t ring_addr = tr.addr;
   TrampolineParams prm;
   prm.ring = ring_addr;
   prm.slots = 64;
