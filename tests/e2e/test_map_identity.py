@@ -28,10 +28,8 @@ from conftest import CACHE, GORT, IN_CI, build_sample, missing, private_copy, ru
 import racecmp
 
 PROM_MODULE, PROM_VERSION = "github.com/prometheus/client_golang", "v1.25.0"
-# The tests the issue was found on (histogram_test.go:195, go_collector.go:263), and more
-# of the package's concurrent ones.
-PROM_TESTS = ("TestHistogramConcurrency|TestSummaryConcurrency|TestGoCollectorConcurrency|TestGoCollectorGC|"
-              "TestCounterVecEndToEndWithCollision")
+# The tests the issue was found on (histogram_test.go:195, go_collector.go:263).
+PROM_TESTS = "TestHistogramConcurrency|TestGoCollectorConcurrency|TestGoCollectorGC"
 
 
 def record(trace, exe, *args, backend="inproc", timeout=600):
@@ -89,10 +87,12 @@ def test_churn_launched_perf_stack(toolchain, tmp_path):
     assert_clean(report(trace), "stack")
 
 
-@pytest.mark.primary_only
+@pytest.mark.newest_only
 @pytest.mark.parametrize("backend", ["inproc", "perf"])
 def test_churn_attached(toolchain, tmp_path, backend):
-    """gort record -p on the running program, which starts churning once the probes are in."""
+    """gort record -p on the running program, which starts churning once the probes are in.
+    (Newest Go only: a perf recording costs ~12 s here, most of it placing and removing
+    uprobes; the launched tests cover every version.)"""
     exe = build_sample(toolchain, "mapchurn")
     prog = subprocess.Popen([str(exe), "heap", "-wait"], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
     try:
