@@ -49,7 +49,8 @@ Record every map write of a Go program without stopping it, into TRACE (default
 gort.trace), for `gort report`. Hardware breakpoints (perf_event_open, the CPU's four
 debug registers) go on the map-write functions Go code calls most, uprobes on the rest:
 the instructions that set and clear each map's "writing" flag, runtime.fatal (a
-goroutine about to throw "concurrent map writes"), and goroutine creation and exit.
+goroutine about to throw "concurrent map writes"), goroutine creation and exit, map
+creation and GC cycles (a map freed and another made at its address is another map).
 Each hit records time (CLOCK_MONOTONIC), thread, CPU, goroutine, map and the user stack.
 
 The program runs on unstopped; it ends the recording by exiting (or crashing), as do
