@@ -101,6 +101,7 @@ struct ConcurrentWrites::Impl {
   uint32_t open_count = 0;
   FlatMap map_index, ident_index;             // -> index into lists
   std::vector<std::vector<uint32_t>> map_lists, ident_lists;  // open window slots
+  std::vector<uint32_t> free_map_lists;       // map_lists of identities that ended (a creation)
   std::array<Recent, 64> recent;
   size_t recent_next = 0;
 
@@ -159,9 +160,15 @@ struct ConcurrentWrites::Impl {
                                   uint64_t& counter) {
     uint32_t* at = index.find(key);
     if (at) return lists[*at];
+    counter++;
+    if (&lists == &map_lists && !free_map_lists.empty()) {  // memory stays O(live maps)
+      uint32_t i = free_map_lists.back();
+      free_map_lists.pop_back();
+      index.put(key, i);
+      return lists[i];
+    }
     index.put(key, uint32_t(lists.size()));
     lists.emplace_back();
-    counter++;
     return lists.back();
   }
   std::vector<uint32_t>* find_list(FlatMap& index, std::vector<std::vector<uint32_t>>& lists, uint64_t key) {
@@ -471,7 +478,12 @@ struct ConcurrentWrites::Impl {
           for (auto& r : recent)
             if (r.valid && r.map == e.map) r.valid = false;
         }
-        life.created(e, identity(goid, e.g, e.tid), goid);
+        uint64_t old = life.created(e, identity(goid, e.g, e.tid), goid);
+        // The old identity is over: its (now empty) window list serves a later one.
+        if (uint32_t* li = old ? map_index.find(old) : nullptr; li && map_lists[*li].empty()) {
+          free_map_lists.push_back(*li);
+          map_index.erase(old);
+        }
         return;
       }
       case trace::SiteKind::kGoExit: {

@@ -191,6 +191,7 @@ struct HappensBefore::Impl {
   std::vector<Obj> objs;
   FlatMap map_index;
   std::vector<MapState> maps;
+  std::vector<uint32_t> free_maps;
   std::unordered_map<uint32_t, PendingCreate> creates;  // by thread
   uint64_t serial = 0;
   Rec cur;  // scratch for the access being checked
@@ -491,8 +492,14 @@ struct HappensBefore::Impl {
   // ---- map accesses ----
   MapState& map_state(uint64_t m) {
     if (uint32_t* i = map_index.find(m)) return maps[*i];
-    map_index.put(m, uint32_t(maps.size()));
     st.maps++;
+    if (!free_maps.empty()) {  // the state of an identity that ended (a creation): memory stays O(live maps)
+      uint32_t i = free_maps.back();
+      free_maps.pop_back();
+      map_index.put(m, i);
+      return maps[i];
+    }
+    map_index.put(m, uint32_t(maps.size()));
     return maps.emplace_back();
   }
   static size_t entry_for(MapState& ms, uint32_t slot) {
@@ -737,7 +744,11 @@ struct HappensBefore::Impl {
       // A new map at this address: what is known of the old one is dropped (its MapState
       // is no longer reachable through the new identity).
       uint64_t old = life.created(e, gors[slot].ident, goid);
-      if (uint32_t* mi = old ? map_index.find(old) : nullptr) std::vector<Entry>().swap(maps[*mi].entries);
+      if (uint32_t* mi = old ? map_index.find(old) : nullptr) {
+        std::vector<Entry>().swap(maps[*mi].entries);
+        free_maps.push_back(*mi);
+        map_index.erase(old);
+      }
       return;
     }
     gors[slot].last_tid = e.tid;
