@@ -340,9 +340,11 @@ size_t InprocProbeSet::poll(const std::function<void(const ProbeSample&)>& fn, i
       continue;
     }
     // The oldest slot is reserved but not published: its thread is between the two, or
-    // died there (or the program did). Wait, then give up on it.
+    // died there (or the program did: a fatal error kills threads mid-record). Wait, then
+    // give up on it; at once when the program is gone (a zombie counts: nothing will run).
     uint64_t now = monotonic_ns();
     if (stall_since_ns_ == 0) stall_since_ns_ = now;
+    if (!exited_ && process_gone(pid_)) exited_ = true;
     if (exited_ || now - stall_since_ns_ > kStallNs) {
       tail_++;
       abandoned_++;
