@@ -437,6 +437,26 @@ struct ConcurrentWrites::Impl {
            [&] { return pin_b(best->map); });
   }
 
+  // A new map at E.map: the old one is gone, so a window still open on it lost its end (a
+  // map being written is reachable and cannot be freed), and a throw just after this cannot
+  // be about it. Its identity is over: its (now empty) window list serves a later one.
+  void created(const trace::Event& e, uint64_t goid, uint64_t ident) {
+    if (e.map && !e.stack_map) {
+      for (uint32_t slot = 0; slot < slab.size(); slot++)
+        if (slab[slot].in_use && slab[slot].map == e.map) {
+          close_window(slot, e.time_ns, false);
+          st.lost_ends++;
+        }
+      for (auto& r : recent)
+        if (r.valid && r.map == e.map) r.valid = false;
+    }
+    uint64_t old = life.created(e, ident, goid);
+    if (uint32_t* li = old ? map_index.find(old) : nullptr; li && map_lists[*li].empty()) {
+      free_map_lists.push_back(*li);
+      map_index.erase(old);
+    }
+  }
+
   void add(const trace::Event& e) {
     st.events++;
     if (st.events == 1) st.first_ns = e.time_ns;
@@ -462,30 +482,6 @@ struct ConcurrentWrites::Impl {
       case trace::SiteKind::kGcMarkTermination:
         life.gc_cycle();
         return;
-      case trace::SiteKind::kMapCreate: {
-        if (!goid && e.g) {
-          if (uint64_t* known = goid_of_g.find(e.g)) goid = *known;
-        }
-        // A new map at this address: the old one is gone, so a window still open on it lost
-        // its end (a map being written is reachable and cannot be freed), and a throw just
-        // after this cannot be about it.
-        if (e.map && !e.stack_map) {
-          for (uint32_t slot = 0; slot < slab.size(); slot++)
-            if (slab[slot].in_use && slab[slot].map == e.map) {
-              close_window(slot, e.time_ns, false);
-              st.lost_ends++;
-            }
-          for (auto& r : recent)
-            if (r.valid && r.map == e.map) r.valid = false;
-        }
-        uint64_t old = life.created(e, identity(goid, e.g, e.tid), goid);
-        // The old identity is over: its (now empty) window list serves a later one.
-        if (uint32_t* li = old ? map_index.find(old) : nullptr; li && map_lists[*li].empty()) {
-          free_map_lists.push_back(*li);
-          map_index.erase(old);
-        }
-        return;
-      }
       case trace::SiteKind::kGoExit: {
         if (!e.g) return;
         uint64_t* known = goid_of_g.find(e.g);
@@ -519,6 +515,9 @@ struct ConcurrentWrites::Impl {
         break;
       case trace::SiteKind::kThrow:
         thrown(e, goid, ident);
+        break;
+      case trace::SiteKind::kMapCreate:
+        created(e, goid, ident);
         break;
       default:
         break;
